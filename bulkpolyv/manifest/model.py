@@ -1,0 +1,212 @@
+"""The manifest format (version 1): the pydantic schema that checks it, and the frozen
+values the rest of bulkpolyv works with once it has been checked.
+
+The schema models (``*Spec``) mirror the YAML one to one, forbid unknown keys, and raise
+messages written for people; they never echo a value that could be a secret. After
+validation the loader turns them into the plain ``Desired*`` dataclasses, with defaults
+applied and the manifest location of every item kept for plans and reports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+from bulkpolyv.manifest.problems import Location
+
+POLYV_CEILING_REQUESTS = 1500
+POLYV_CEILING_SECONDS = 10.0
+DEFAULT_API_BASE = "https://api.polyv.net"
+
+
+def worst_case_per_polyv_window(requests: int, per_seconds: float) -> int:
+    """The most requests a sliding ``requests``/``per_seconds`` limit lets into 10 s.
+
+    A 10 s window overlaps ``ceil(10 / per_seconds)`` of our windows at most when ours is
+    shorter, and can hold one whole window of ours when it is longer.
+    """
+    if per_seconds >= POLYV_CEILING_SECONDS:
+        return requests
+    return requests * math.ceil(POLYV_CEILING_SECONDS / per_seconds - 1e-9)
+
+
+def check_url(value: object) -> object:
+    """An absolute http(s) URL with a host; the message never repeats the URL's query."""
+    if not isinstance(value, str):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL with a host")
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces")
+    return value
+
+
+def _enable(value: object) -> object:
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, str) and value.strip().upper() in ("Y", "N"):
+        return value.strip().upper()
+    if value is None:
+        return None
+    raise ValueError("must be Y or N (or true/false)")
+
+
+def _length(low: int, high: int, what: str) -> Any:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not low <= len(value) <= high:
+            raise ValueError(f"{what} must be {low}–{high} characters (got {len(value)})")
+        return value
+
+    return BeforeValidator(check)
+
+
+Url = Annotated[str, BeforeValidator(check_url)]
+Enable = Annotated[Literal["Y", "N"] | None, BeforeValidator(_enable)]
+Nickname = Annotated[str | None, _length(1, 16, "a nickname")]
+Password = Annotated[str | None, _length(6, 16, "a password")]
+PositiveId = Annotated[int, Field(gt=0, strict=False)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+
+class MonitorDefaultsSpec(_Spec):
+    nickname: Nickname = None
+    password: Password = Field(default=None, repr=False)
+    enable: Enable = None
+
+
+class MonitorSpec(MonitorDefaultsSpec):
+    id: PositiveId
+
+
+class ChannelSpec(_Spec):
+    channel_id: PositiveId
+    monitors: list[MonitorSpec] = []
+
+
+class AccountSpec(_Spec):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    user_id: Annotated[str, Field(min_length=1)]
+    app_id: Annotated[str, Field(min_length=1)]
+    app_secret: str = Field(repr=False)
+    record_callback: Url | None = None
+    channels: list[ChannelSpec] = []
+    channels_file: str | None = None
+
+
+class LimitsSpec(_Spec):
+    # per_seconds comes first so that the check on requests can see it.
+    per_seconds: Annotated[float, Field(gt=0)] = 10.0
+    requests: Annotated[int, Field(gt=0)] = 1200
+    concurrency: Annotated[int, Field(gt=0, le=1000)] = 32
+    timeout: Annotated[float, Field(gt=0)] = 20.0
+    attempts: Annotated[int, Field(gt=0, le=50)] = 5
+
+    @field_validator("requests")
+    @classmethod
+    def _under_polyv_ceiling(cls, requests: int, info: ValidationInfo) -> int:
+        per_seconds = info.data.get("per_seconds", 10.0)
+        worst = worst_case_per_polyv_window(requests, per_seconds)
+        if worst > POLYV_CEILING_REQUESTS:
+            raise ValueError(
+                f"{requests} per {per_seconds:g} s allows up to {worst} requests in 10 s, "
+                f"over POLYV's limit of {POLYV_CEILING_REQUESTS} per 10 s "
+                "(going over blocks the IP for 5 minutes)"
+            )
+        return requests
+
+
+class DefaultsSpec(_Spec):
+    record_callback: Url | None = None
+    monitor: MonitorDefaultsSpec = MonitorDefaultsSpec()
+
+
+class ManifestSpec(_Spec):
+    version: Literal[1]
+    api_base: Url = DEFAULT_API_BASE
+    limits: LimitsSpec = LimitsSpec()
+    defaults: DefaultsSpec = DefaultsSpec()
+    accounts: list[AccountSpec] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        if value != 1:
+            raise ValueError("must be 1 (the only manifest version there is)")
+        return value
+
+
+# --- what the rest of bulkpolyv consumes ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    requests: int = 1200
+    per_seconds: float = 10.0
+    concurrency: int = 32
+    timeout: float = 20.0
+    attempts: int = 5
+
+
+@dataclass(frozen=True)
+class DesiredMonitor:
+    id: int
+    nickname: str | None
+    password: str | None = field(repr=False)
+    enable: str | None
+    source: Location
+
+    @property
+    def managed_fields(self) -> tuple[str, ...]:
+        return tuple(f for f in ("nickname", "password", "enable") if getattr(self, f) is not None)
+
+
+@dataclass(frozen=True)
+class DesiredChannel:
+    channel_id: int
+    monitors: tuple[DesiredMonitor, ...]
+    source: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesiredAccount:
+    name: str
+    user_id: str
+    app_id: str
+    app_secret: str = field(repr=False)
+    source: Location
+    manages_callback: bool = False
+    record_callback: str | None = None  # None with manages_callback: switch it off
+    channels: tuple[DesiredChannel, ...] = ()
+    callback_source: Location | None = None
+
+    @property
+    def monitor_count(self) -> int:
+        return sum(len(c.monitors) for c in self.channels)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: str
+    api_base: str
+    limits: Limits
+    accounts: tuple[DesiredAccount, ...]
+    digest: str  # sha256 over the manifest and its CSV files, to pin reviewed plans
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for account in self.accounts:
+            callback = "1 callback" if account.manages_callback else "no callback"
+            lines.append(
+                f"{account.name}: {callback}, {account.monitor_count:,} monitor"
+                f"{'s' if account.monitor_count != 1 else ''} on {len(account.channels):,} "
+                f"channel{'s' if len(account.channels) != 1 else ''}"
+            )
+        return lines
