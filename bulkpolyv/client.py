@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bulkpolyv.errors import ErrorKind, PolyvError, classify
+from bulkpolyv.records import Credentials, Monitor, MonitorUpdate
 from bulkpolyv.signing import signed_params
 
 DEFAULT_API_BASE = "https://api.polyv.net"
@@ -38,36 +39,6 @@ SET_RECORD_CALLBACK = "/live/v2/user/{user_id}/set-record-callback"
 GET_CALLBACK_SETTINGS = "/live/v4/user/global-setting/callback/get"
 LIST_MONITORS = "/live/v4/seminar/monitor/list"
 UPDATE_MONITOR = "/live/v4/seminar/monitor/update"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """One POLYV account's identity. The secret is kept out of repr."""
-
-    user_id: str
-    app_id: str
-    app_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Monitor:
-    """A monitor account as POLYV lists it. ``enable`` is None when POLYV does not say."""
-
-    id: int
-    channel_id: int
-    nickname: str | None
-    password: str | None = field(repr=False, default=None)
-    enable: str | None = None
-
-
-@dataclass(frozen=True)
-class MonitorUpdate:
-    """The fields to write on one monitor account; None means "leave as it is"."""
-
-    id: int
-    nickname: str | None = None
-    password: str | None = field(repr=False, default=None)
-    enable: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+"""``python -m bulkpolyv``."""
+
+from bulkpolyv.cli import main
+
+main()

@@ -1,0 +1,474 @@
+"""Planning: (manifest, live state) → Plan, and the renderers that print a plan.
+
+Everything here is pure. A :class:`Plan` is a sorted, serialisable value — the same
+manifest and live state always give the same plan, so two runs of ``plan`` print the same
+text and the plan's checksum means something. Values that are secret or sensitive
+(passwords, callback-URL query strings) are kept in the plan, because apply must send them,
+but every renderer and every ``to_dict`` shows them redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bulkpolyv.manifest.model import DesiredAccount, DesiredMonitor, Manifest
+from bulkpolyv.manifest.problems import Location
+from bulkpolyv.records import Monitor
+
+PLAN_FORMAT_VERSION = 1
+
+
+class OpKind(StrEnum):
+    SET_CALLBACK = "set_callback"
+    SWITCH_OFF_CALLBACK = "switch_off_callback"
+    UPDATE_MONITOR = "update_monitor"
+
+
+@dataclass(frozen=True, order=True)
+class ItemKey:
+    """One managed thing: an account's callback (channel 0, monitor 0) or a monitor account."""
+
+    account: str
+    channel_id: int = 0
+    monitor_id: int = 0
+
+    @property
+    def is_callback(self) -> bool:
+        return self.channel_id == 0
+
+    def __str__(self) -> str:
+        if self.is_callback:
+            return f"{self.account} record callback"
+        return f"{self.account}/{self.channel_id} monitor {self.monitor_id}"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: str | None = field(repr=False)
+    after: str | None = field(repr=False)
+    before_known: bool = True
+
+    def shown(self) -> tuple[str, str]:
+        """(before, after) as any output may show them."""
+        if self.field == "password":
+            return ("(unknown)" if not self.before_known else "(hidden)", "(changed)")
+        before = redact_url(self.before) if self.field == "record_callback" else self.before
+        after = redact_url(self.after) if self.field == "record_callback" else self.after
+        return (
+            "(unknown)" if not self.before_known else _text(before),
+            _text(after),
+        )
+
+
+@dataclass(frozen=True)
+class Operation:
+    kind: OpKind
+    key: ItemKey
+    changes: tuple[FieldChange, ...]
+    source: Location
+
+    @property
+    def destructive(self) -> bool:
+        """Switching a callback off or a monitor account off: what the safety check counts."""
+        if self.kind is OpKind.SWITCH_OFF_CALLBACK:
+            return True
+        return any(c.field == "enable" and c.after == "N" and c.before != "N" for c in self.changes)
+
+    @property
+    def symbol(self) -> str:
+        if self.kind is OpKind.SWITCH_OFF_CALLBACK:
+            return "-"
+        if all(not c.before_known for c in self.changes):
+            return "?"
+        return "~"
+
+    def desired(self, name: str) -> str | None:
+        for change in self.changes:
+            if change.field == name:
+                return change.after
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.kind.value,
+            "account": self.key.account,
+            "channel_id": self.key.channel_id or None,
+            "monitor_id": self.key.monitor_id or None,
+            "changes": [
+                {
+                    "field": c.field,
+                    "before": c.shown()[0],
+                    "after": c.shown()[1],
+                    "before_known": c.before_known,
+                }
+                for c in self.changes
+            ],
+            "destructive": self.destructive,
+            "source": str(self.source),
+        }
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """An item that cannot be planned (its live state could not be read, or it does not
+    exist on POLYV). ``auth`` problems cover the whole account."""
+
+    key: ItemKey
+    message: str
+    source: Location
+    auth: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.key.account,
+            "channel_id": self.key.channel_id or None,
+            "monitor_id": self.key.monitor_id or None,
+            "message": self.message,
+            "source": str(self.source),
+        }
+
+
+@dataclass
+class LiveState:
+    """What POLYV holds now, as far as the manifest manages it.
+
+    ``failures`` maps an account (``ItemKey(account)``) or a channel
+    (``ItemKey(account, channel_id)``) whose read failed to the reason.
+    """
+
+    callbacks: dict[str, str | None] = field(default_factory=dict)
+    monitors: dict[tuple[str, int], dict[int, Monitor]] = field(default_factory=dict)
+    failures: dict[ItemKey, tuple[str, bool]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    manifest: str
+    manifest_digest: str
+    operations: tuple[Operation, ...]
+    problems: tuple[PlanProblem, ...]
+    unchanged: tuple[tuple[ItemKey, Location], ...]
+    managed_callbacks: int
+    managed_enables: int
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.operations)
+
+    def counts(self) -> dict[str, int]:
+        ops = self.operations
+        return {
+            "change": sum(1 for o in ops if o.kind is not OpKind.SWITCH_OFF_CALLBACK),
+            "switch_off": sum(1 for o in ops if o.kind is OpKind.SWITCH_OFF_CALLBACK),
+            "unknown": sum(1 for o in ops if o.symbol == "?"),
+            "unchanged": len(self.unchanged),
+            "errors": len(self.problems),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": PLAN_FORMAT_VERSION,
+            "manifest": self.manifest,
+            "manifest_digest": self.manifest_digest,
+            "counts": self.counts(),
+            "operations": [o.to_dict() for o in self.operations],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    def checksum(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- comparing ------------------------------------------------------------------------------
+
+
+def normalise_url(url: str | None) -> str | None:
+    """The form two URLs are compared in: scheme and host lower case, default port dropped."""
+    if url is None or not url.strip():
+        return None
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = (
+        parts.port
+        if parts.port not in (None, {"http": 80, "https": 443}.get(parts.scheme.lower()))
+        else None
+    )
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username or parts.password:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return urlunsplit(
+        (parts.scheme.lower(), netloc, parts.path or "/", parts.query, parts.fragment)
+    )
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL fit for logs: query values (tokens, signatures) and credentials masked."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if parts.username or parts.password:
+        netloc = "***@" + netloc
+    query = "&".join(
+        (piece.split("=", 1)[0] + "=***") if "=" in piece else "***"
+        for piece in parts.query.split("&")
+        if piece
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _text(value: str | None) -> str:
+    return "(none)" if value is None else value
+
+
+def diff_callback(account: DesiredAccount, live: str | None) -> Operation | None:
+    if normalise_url(account.record_callback) == normalise_url(live):
+        return None
+    kind = OpKind.SET_CALLBACK if account.record_callback else OpKind.SWITCH_OFF_CALLBACK
+    change = FieldChange("record_callback", live, account.record_callback)
+    return Operation(
+        kind, ItemKey(account.name), (change,), account.callback_source or account.source
+    )
+
+
+def diff_monitor(
+    account: str, channel_id: int, desired: DesiredMonitor, live: Monitor
+) -> Operation | None:
+    changes = []
+    for name in desired.managed_fields:
+        want = getattr(desired, name)
+        have = getattr(live, name)
+        if have is None:
+            changes.append(FieldChange(name, None, want, before_known=False))
+        elif have != want:
+            changes.append(FieldChange(name, have, want))
+    if not changes:
+        return None
+    return Operation(
+        OpKind.UPDATE_MONITOR,
+        ItemKey(account, channel_id, desired.id),
+        tuple(changes),
+        desired.source,
+    )
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def make_plan(manifest: Manifest, live: LiveState) -> Plan:
+    """Every operation that brings POLYV to the manifest, plus what cannot be planned."""
+    operations: list[Operation] = []
+    problems: list[PlanProblem] = []
+    unchanged: list[tuple[ItemKey, Location]] = []
+    for account in manifest.accounts:
+        account_failure = live.failures.get(ItemKey(account.name))
+        if account.manages_callback:
+            key = ItemKey(account.name)
+            source = account.callback_source or account.source
+            if account_failure:
+                problems.append(PlanProblem(key, account_failure[0], source, account_failure[1]))
+            elif account.name in live.callbacks:
+                op = diff_callback(account, live.callbacks[account.name])
+                operations.append(op) if op else unchanged.append((key, source))
+        for channel in account.channels:
+            channel_key = ItemKey(account.name, channel.channel_id)
+            failure = account_failure or live.failures.get(channel_key)
+            listed = live.monitors.get((account.name, channel.channel_id))
+            for monitor in channel.monitors:
+                key = ItemKey(account.name, channel.channel_id, monitor.id)
+                if failure:
+                    problems.append(PlanProblem(key, failure[0], monitor.source, failure[1]))
+                elif listed is None:
+                    continue  # not read in this run (filtered out)
+                elif monitor.id not in listed:
+                    problems.append(
+                        PlanProblem(
+                            key,
+                            f"monitor account {monitor.id} does not exist on channel "
+                            f"{channel.channel_id} (POLYV has no endpoint to create one)",
+                            monitor.source,
+                        )
+                    )
+                else:
+                    op = diff_monitor(account.name, channel.channel_id, monitor, listed[monitor.id])
+                    operations.append(op) if op else unchanged.append((key, monitor.source))
+    # Sorted by item so that a plan reads the same every time, whatever order reads finished in.
+    operations.sort(key=lambda o: o.key)
+    problems.sort(key=lambda p: p.key)
+    unchanged.sort(key=lambda u: u[0])
+    return Plan(
+        manifest=manifest.path,
+        manifest_digest=manifest.digest,
+        operations=tuple(operations),
+        problems=tuple(problems),
+        unchanged=tuple(unchanged),
+        managed_callbacks=sum(1 for a in manifest.accounts if a.manages_callback),
+        managed_enables=sum(
+            1
+            for a in manifest.accounts
+            for c in a.channels
+            for m in c.monitors
+            if m.enable is not None
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SafetyVerdict:
+    refused: bool
+    reasons: tuple[str, ...]
+
+
+DESTRUCTIVE_SHARE = 0.30
+DESTRUCTIVE_MINIMUM = 10
+
+
+def check_safety(plan: Plan) -> SafetyVerdict:
+    """Refuse a plan that switches off more than 30 % of the managed callbacks or monitors
+    (and at least 10): the signature of a wrong manifest, not of a policy change."""
+    reasons = []
+    offs = sum(1 for o in plan.operations if o.kind is OpKind.SWITCH_OFF_CALLBACK)
+    disables = sum(1 for o in plan.operations if o.kind is OpKind.UPDATE_MONITOR and o.destructive)
+    for count, managed, what in (
+        (offs, plan.managed_callbacks, "record callbacks switched off"),
+        (disables, plan.managed_enables, "monitor accounts disabled"),
+    ):
+        if count >= DESTRUCTIVE_MINIMUM and managed and count / managed > DESTRUCTIVE_SHARE:
+            reasons.append(
+                f"{count} of {managed} managed {what} ({count / managed:.0%}, over "
+                f"{DESTRUCTIVE_SHARE:.0%})"
+            )
+    return SafetyVerdict(bool(reasons), tuple(reasons))
+
+
+# --- renderers ------------------------------------------------------------------------------
+
+
+def _grouped(plan: Plan) -> Iterator[tuple[str, list[Operation | PlanProblem]]]:
+    entries: list[Operation | PlanProblem] = [*plan.operations, *plan.problems]
+    entries.sort(key=lambda e: (e.key, isinstance(e, PlanProblem)))
+    current: str | None = None
+    group: list[Operation | PlanProblem] = []
+    for entry in entries:
+        if entry.key.account != current and group:
+            yield current or "", group
+            group = []
+        current = entry.key.account
+        group.append(entry)
+    if group:
+        yield current or "", group
+
+
+def _describe_changes(changes: Iterable[FieldChange]) -> str:
+    parts = []
+    for change in changes:
+        before, after = change.shown()
+        if change.field == "password":
+            parts.append("password (changed)")
+        else:
+            parts.append(f"{change.field} {before} → {after}")
+    return ", ".join(parts)
+
+
+def render_text(plan: Plan) -> str:
+    lines: list[str] = []
+    for account, entries in _grouped(plan):
+        lines.append(f"{account}")
+        channel = None
+        for entry in entries:
+            if entry.key.channel_id and entry.key.channel_id != channel:
+                channel = entry.key.channel_id
+                lines.append(f"  channel {channel}")
+            indent = "    " if entry.key.channel_id else "  "
+            what = "record callback" if entry.key.is_callback else f"monitor {entry.key.monitor_id}"
+            if isinstance(entry, PlanProblem):
+                lines.append(f"{indent}! {what}: {entry.message}  [{entry.source}]")
+            elif entry.key.is_callback:
+                before, after = entry.changes[0].shown()
+                verb = (
+                    "switch off"
+                    if entry.kind is OpKind.SWITCH_OFF_CALLBACK
+                    else f"{before} → {after}"
+                )
+                lines.append(f"{indent}{entry.symbol} {what}: {verb}  [{entry.source}]")
+            else:
+                lines.append(
+                    f"{indent}{entry.symbol} {what}: {_describe_changes(entry.changes)}"
+                    f"  [{entry.source}]"
+                )
+    lines.append(totals_line(plan))
+    return "\n".join(lines)
+
+
+def totals_line(plan: Plan) -> str:
+    c = plan.counts()
+    if not plan.operations and not plan.problems:
+        items = f"{c['unchanged']:,} item{'s' if c['unchanged'] != 1 else ''}"
+        return f"No changes. {items} already as the manifest says."
+    return (
+        f"Plan: {c['change']:,} to change ({c['unknown']:,} of them unknown), "
+        f"{c['switch_off']:,} to switch off, {c['unchanged']:,} unchanged, "
+        f"{c['errors']:,} error{'s' if c['errors'] != 1 else ''}."
+    )
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_dict(), indent=2, ensure_ascii=False)
+
+
+def render_markdown(plan: Plan) -> str:
+    rows = [
+        "| op | account | channel | monitor | field | before | after | manifest |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    for op in plan.operations:
+        for change in op.changes:
+            before, after = change.shown()
+            rows.append(
+                "| "
+                + " | ".join(
+                    cell(v)
+                    for v in (
+                        op.symbol + " " + op.kind.value,
+                        op.key.account,
+                        op.key.channel_id or "",
+                        op.key.monitor_id or "",
+                        change.field,
+                        before,
+                        after,
+                        op.source,
+                    )
+                )
+                + " |"
+            )
+    for problem in plan.problems:
+        rows.append(
+            "| "
+            + " | ".join(
+                cell(v)
+                for v in (
+                    "! error",
+                    problem.key.account,
+                    problem.key.channel_id or "",
+                    problem.key.monitor_id or "",
+                    "",
+                    "",
+                    problem.message,
+                    problem.source,
+                )
+            )
+            + " |"
+        )
+    return "\n".join([*rows, "", totals_line(plan)])

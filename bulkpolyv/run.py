@@ -1,0 +1,330 @@
+"""Orchestration: read the live state, plan, and apply — the library behind the commands.
+
+Builds the per-run objects (one aiohttp session, one gate for the whole process, one
+client, one executor) inside the running loop and closes what it opened. Side effects are
+keyword arguments with real defaults (``session=``, ``sleep=``, ``rng=``), so tests and the
+simulator plug in without test branches here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fnmatch
+import json
+import random
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bulkpolyv.client import PolyvClient, new_session
+from bulkpolyv.executor import Executor, ItemOutcome, RetryPolicy, Sleep, Status
+from bulkpolyv.journal import Journal, now_iso, write_report
+from bulkpolyv.manifest.model import Manifest
+from bulkpolyv.plan import ItemKey, LiveState, Plan, check_safety, make_plan
+from bulkpolyv.progress import RunProgress
+from bulkpolyv.ratelimit import CoolDown, RequestGate, SlidingWindowLimiter
+
+REPORT_FORMAT_VERSION = 1
+
+
+@dataclass
+class RunSettings:
+    """Command-line overrides of the manifest's ``api_base`` and ``limits``."""
+
+    api_base: str | None = None
+    requests: int | None = None
+    per_seconds: float | None = None
+    concurrency: int | None = None
+    timeout: float | None = None
+    attempts: int | None = None
+    cooldown: float = 300.0
+    insecure: bool = False
+    connection_failure_burst: int = 50
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+
+@dataclass
+class Runtime:
+    """The per-run objects, made inside the loop by :func:`open_runtime`."""
+
+    client: PolyvClient
+    gate: RequestGate
+    executor: Executor
+    api_base: str
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    manifest: Manifest,
+    settings: RunSettings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    sleep: Sleep = asyncio.sleep,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Runtime]:
+    limits = manifest.limits
+    concurrency = settings.concurrency or limits.concurrency
+    limiter = SlidingWindowLimiter(
+        settings.requests or limits.requests,
+        settings.per_seconds or limits.per_seconds,
+        clock=clock,
+        sleep=sleep,
+    )
+    gate = RequestGate(
+        limiter,
+        CoolDown(settings.cooldown, clock=clock, sleep=sleep),
+        concurrency,
+        connection_failure_burst=settings.connection_failure_burst,
+    )
+    api_base = settings.api_base or manifest.api_base
+    async with contextlib.AsyncExitStack() as stack:
+        if session is None:
+            session = await stack.enter_async_context(new_session(connections=concurrency))
+        client = PolyvClient(
+            session,
+            api_base=api_base,
+            timeout=settings.timeout or limits.timeout,
+            gate=gate,
+            ssl=not settings.insecure,
+        )
+        policy = RetryPolicy(
+            attempts=settings.attempts or limits.attempts,
+            backoff_base=settings.backoff_base,
+            backoff_cap=settings.backoff_cap,
+            rng=rng or random.Random(),
+            sleep=sleep,
+        )
+        executor = Executor(client, concurrency=concurrency, policy=policy, clock=clock)
+        yield Runtime(client, gate, executor, api_base)
+
+
+async def read_plan(runtime: Runtime, manifest: Manifest) -> tuple[Plan, LiveState]:
+    live = await runtime.executor.refresh(manifest)
+    return make_plan(manifest, live), live
+
+
+# --- choosing what to run on --------------------------------------------------------------
+
+
+def select(
+    manifest: Manifest, only: Iterable[str] = (), keys: set[ItemKey] | None = None
+) -> Manifest:
+    """The manifest narrowed to ``--only`` patterns (``glob`` or ``glob/channel_id``) and,
+    for ``--retry-failed``, to the given items."""
+    patterns = list(only)
+
+    def account_wanted(name: str) -> bool:
+        return not patterns or any(fnmatch.fnmatchcase(name, p.split("/", 1)[0]) for p in patterns)
+
+    def channel_wanted(name: str, channel_id: int) -> bool:
+        return not patterns or any(
+            fnmatch.fnmatchcase(name, p.split("/", 1)[0])
+            and ("/" not in p or p.split("/", 1)[1] == str(channel_id))
+            for p in patterns
+        )
+
+    accounts = []
+    for account in manifest.accounts:
+        if not account_wanted(account.name):
+            continue
+        manages = account.manages_callback and not any(
+            "/" in p for p in patterns if fnmatch.fnmatchcase(account.name, p.split("/")[0])
+        )
+        if keys is not None:
+            manages = manages and ItemKey(account.name) in keys
+        channels = []
+        for channel in account.channels:
+            if not channel_wanted(account.name, channel.channel_id):
+                continue
+            monitors = (
+                channel.monitors
+                if keys is None
+                else tuple(
+                    m
+                    for m in channel.monitors
+                    if ItemKey(account.name, channel.channel_id, m.id) in keys
+                )
+            )
+            if monitors:
+                channels.append(dataclasses.replace(channel, monitors=monitors))
+        if manages or channels:
+            accounts.append(
+                dataclasses.replace(account, manages_callback=manages, channels=tuple(channels))
+            )
+    return dataclasses.replace(manifest, accounts=tuple(accounts))
+
+
+def failed_items(report_path: Path) -> set[ItemKey]:
+    """The failed and skipped items of an earlier run's report."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return {
+        ItemKey(item["account"], item.get("channel_id") or 0, item.get("monitor_id") or 0)
+        for item in report.get("items", [])
+        if item.get("status") in (Status.FAILED.value, Status.SKIPPED.value)
+    }
+
+
+# --- apply --------------------------------------------------------------------------------
+
+
+class ApplyStatus(StrEnum):
+    NOTHING_TO_DO = "nothing_to_do"
+    REFUSED = "refused_by_safety"
+    DECLINED = "declined"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class ApplyResult:
+    status: ApplyStatus
+    plan: Plan
+    outcomes: list[ItemOutcome] = field(default_factory=list)
+    requests: int = 0
+    summary: str = ""
+    safety_reasons: tuple[str, ...] = ()
+    journal: Path | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for outcome in self.outcomes:
+            counts[outcome.status.value] += 1
+        return counts
+
+
+async def apply(
+    manifest: Manifest,
+    runtime: Runtime,
+    *,
+    confirm: Callable[[Plan], bool] = lambda plan: True,
+    force: bool = False,
+    journal_path: Path | None = None,
+    report_path: Path | None = None,
+    progress_stream: Any = None,
+    interactive: bool | None = None,
+    handle_signals: bool = True,
+) -> ApplyResult:
+    """Read, plan, check safety, confirm, then apply, journal and report."""
+    started_wall, started = now_iso(), time.monotonic()
+    plan, _ = await read_plan(runtime, manifest)
+    result = ApplyResult(ApplyStatus.COMPLETED, plan)
+    verdict = check_safety(plan)
+    if verdict.refused and not force:
+        result.status, result.safety_reasons = ApplyStatus.REFUSED, verdict.reasons
+        return result
+    if plan.has_changes and not confirm(plan):
+        result.status = ApplyStatus.DECLINED
+        return result
+    if not plan.has_changes and not plan.problems:
+        result.status = ApplyStatus.NOTHING_TO_DO
+
+    executor = runtime.executor
+    journal = Journal(journal_path) if journal_path else None
+    result.journal = journal_path
+    progress = RunProgress(
+        len(plan.operations) + len(plan.problems) + len(plan.unchanged),
+        stream=progress_stream,
+        interactive=interactive,
+        requests=lambda: runtime.gate.sent,
+    )
+    runtime.gate.on_cooldown = progress.cooling
+
+    def on_outcome(outcome: ItemOutcome) -> None:
+        progress.outcome(outcome)
+        if journal is not None:
+            journal.write({"event": "done", **outcome.to_dict()})
+
+    def before_write(op: Any) -> None:
+        if journal is not None:
+            journal.write(
+                {
+                    "event": "sending",
+                    "account": op.key.account,
+                    "channel_id": op.key.channel_id or None,
+                    "monitor_id": op.key.monitor_id or None,
+                    "operation": op.kind.value,
+                }
+            )
+
+    executor.on_outcome, executor.before_write = on_outcome, before_write
+    loop = asyncio.get_running_loop()
+    installed = []
+    if handle_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, executor.stop)
+                installed.append(signum)
+    try:
+        if journal is not None:
+            journal.start()
+            journal.write(
+                {
+                    "event": "start",
+                    "manifest": manifest.path,
+                    "manifest_digest": manifest.digest,
+                    "plan_checksum": plan.checksum(),
+                    "operations": len(plan.operations),
+                }
+            )
+        with progress:
+            result.outcomes = await executor.apply(plan, manifest)
+        if executor.stopping.is_set():
+            result.status = ApplyStatus.INTERRUPTED
+        result.requests = runtime.gate.sent
+        result.summary = progress.summary()
+        if journal is not None:
+            journal.write(
+                {
+                    "event": "end",
+                    "status": result.status.value,
+                    **result.counts,
+                    "requests": result.requests,
+                }
+            )
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        if journal is not None:
+            await journal.close()
+        if report_path is not None:
+            write_report(
+                report_path,
+                build_report(
+                    manifest,
+                    result,
+                    started_wall,
+                    time.monotonic() - started,
+                    runtime.gate.cooldown.trips,
+                ),
+            )
+    return result
+
+
+def build_report(
+    manifest: Manifest, result: ApplyResult, started: str, duration: float, cooldowns: int
+) -> dict[str, Any]:
+    return {
+        "format_version": REPORT_FORMAT_VERSION,
+        "manifest": manifest.path,
+        "manifest_digest": manifest.digest,
+        "status": result.status.value,
+        "started": started,
+        "finished": now_iso(),
+        "duration": round(duration, 3),
+        "totals": {**result.counts, "requests": result.requests, "cooldowns": cooldowns},
+        "items": sorted(
+            (o.to_dict() for o in result.outcomes),
+            key=lambda d: (d["account"], d["channel_id"] or 0, d["monitor_id"] or 0),
+        ),
+    }
