@@ -1,0 +1,145 @@
+"""Pure planning: diffs, normalisation, redaction, sorting, safety."""
+
+from bulkpolyv.manifest.model import (
+    DesiredAccount,
+    DesiredChannel,
+    DesiredMonitor,
+    Limits,
+    Manifest,
+)
+from bulkpolyv.manifest.problems import Location
+from bulkpolyv.plan import (
+    ItemKey,
+    LiveState,
+    OpKind,
+    check_safety,
+    make_plan,
+    normalise_url,
+    redact_url,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from bulkpolyv.records import Monitor
+
+HERE = Location("m.yaml", 1, 1)
+
+
+def monitor(mid, nickname=None, password=None, enable=None):
+    return DesiredMonitor(mid, nickname, password, enable, Location("m.yaml", 10 + mid, 5))
+
+
+def manifest(*accounts):
+    return Manifest("m.yaml", "https://api.polyv.net", Limits(), tuple(accounts), "digest")
+
+
+def account(name="east", callback=None, manages=True, channels=()):
+    return DesiredAccount(
+        name=name,
+        user_id="u",
+        app_id="a",
+        app_secret="s",
+        source=HERE,
+        manages_callback=manages,
+        record_callback=callback,
+        channels=tuple(channels),
+        callback_source=Location("m.yaml", 5, 3),
+    )
+
+
+def test_urls_compare_after_normalising_scheme_host_and_default_port():
+    assert normalise_url("HTTPS://Hooks.Example.com:443/x?a=1") == normalise_url(
+        "https://hooks.example.com/x?a=1"
+    )
+    assert normalise_url("http://h:8080/x") != normalise_url("http://h/x")
+    assert normalise_url("") is None
+
+
+def test_redacted_urls_hide_query_values_and_credentials():
+    assert redact_url("https://u:pw@h.example/cb?token=abc&team=east") == (
+        "https://***@h.example/cb?token=***&team=***"
+    )
+
+
+def test_callback_set_switch_off_and_unchanged():
+    desired = manifest(
+        account("a", "https://new/x"), account("b", None), account("c", "https://same/x")
+    )
+    live = LiveState(
+        callbacks={"a": "https://old/x", "b": "https://old/y", "c": "HTTPS://SAME:443/x"}
+    )
+    plan = make_plan(desired, live)
+    assert [(o.key.account, o.kind) for o in plan.operations] == [
+        ("a", OpKind.SET_CALLBACK),
+        ("b", OpKind.SWITCH_OFF_CALLBACK),
+    ]
+    assert [k.account for k, _ in plan.unchanged] == ["c"]
+
+
+def test_monitor_changes_only_name_fields_that_differ_and_unknowns_are_written():
+    channel = DesiredChannel(10, (monitor(1, "n", "secret-pw", "Y"), monitor(2, enable="N")), HERE)
+    desired = manifest(account(manages=False, channels=[channel]))
+    live = LiveState(
+        monitors={
+            ("east", 10): {
+                1: Monitor(1, 10, "n", "other-pw", "Y"),
+                2: Monitor(2, 10, "x", "p", None),  # POLYV did not say whether it is enabled
+            }
+        }
+    )
+    plan = make_plan(desired, live)
+    first, second = plan.operations
+    assert [c.field for c in first.changes] == ["password"]
+    assert first.changes[0].shown() == ("(hidden)", "(changed)")
+    assert second.symbol == "?" and second.changes[0].before_known is False
+
+
+def test_unknown_monitor_id_is_an_item_error_not_a_crash():
+    channel = DesiredChannel(10, (monitor(9, "n"),), HERE)
+    plan = make_plan(
+        manifest(account(manages=False, channels=[channel])), LiveState(monitors={("east", 10): {}})
+    )
+    (problem,) = plan.problems
+    assert "does not exist" in problem.message and problem.key == ItemKey("east", 10, 9)
+
+
+def test_plans_are_sorted_and_stable_whatever_the_read_order():
+    channels = [DesiredChannel(c, (monitor(c, "new"),), HERE) for c in (30, 10, 20)]
+    desired = manifest(account(manages=False, channels=channels))
+    monitors = {("east", c): {c: Monitor(c, c, "old")} for c in (20, 30, 10)}
+    one = make_plan(desired, LiveState(monitors=monitors))
+    two = make_plan(desired, LiveState(monitors=dict(reversed(monitors.items()))))
+    assert [o.key.channel_id for o in one.operations] == [10, 20, 30]
+    assert one.checksum() == two.checksum()
+
+
+def test_renderers_never_show_passwords_or_query_tokens():
+    channel = DesiredChannel(10, (monitor(1, password="PASSWORD-XYZ"),), HERE)
+    desired = manifest(account(callback="https://h/cb?token=TOKEN-XYZ", channels=[channel]))
+    live = LiveState(
+        callbacks={"east": None},
+        monitors={("east", 10): {1: Monitor(1, 10, "n", "OLDPASS-XYZ", "Y")}},
+    )
+    plan = make_plan(desired, live)
+    for text in (render_text(plan), render_json(plan), render_markdown(plan), repr(plan)):
+        assert "XYZ" not in text
+    assert "token=***" in render_text(plan)
+    assert "m.yaml:5:3" in render_text(plan)
+
+
+def test_safety_refuses_mass_disabling_but_not_a_few():
+    def plan_with(disabled: int, total: int):
+        monitors = tuple(
+            monitor(i, enable="N" if i < disabled else "Y") for i in range(1, total + 1)
+        )
+        desired = manifest(account(manages=False, channels=[DesiredChannel(10, monitors, HERE)]))
+        live = LiveState(
+            monitors={
+                ("east", 10): {i: Monitor(i, 10, "n", None, "Y") for i in range(1, total + 1)}
+            }
+        )
+        return make_plan(desired, live)
+
+    assert check_safety(plan_with(12, 20)).refused  # 11 of 20 disabled
+    assert not check_safety(plan_with(5, 10)).refused  # fewer than 10
+    assert not check_safety(plan_with(11, 100)).refused  # 10 %
