@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -207,7 +206,7 @@ def test_sigint_mid_run_leaves_journal_and_report(world):
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=20)
         assert process.returncode == 130, err
         lines = [json.loads(line) for line in journal.read_text().splitlines()]
         changed = [r for r in lines if r.get("event") == "done" and r["status"] == "changed"]
