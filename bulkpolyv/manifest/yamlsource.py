@@ -62,6 +62,10 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Problem]]:
     problems: list[Problem] = []
     converter = _Converter(source, problems)
     try:
+        # Sized first, counting each alias as often as it is used: a billion-laughs file is
+        # refused after visiting its few dozen distinct nodes, not a million copies.
+        if _expanded_size(node, {}) > MAX_VALUES:
+            raise _TooLarge
         data = converter.convert(node, ())
     except _TooLarge:
         where = Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -78,6 +82,27 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Problem]]:
             ],
         )
     return data, source, problems
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int:
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    if depth > MAX_DEPTH * 4:
+        return 1  # the converter reports the nesting itself
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, memo, depth + 1) + _expanded_size(value, memo, depth + 1)
+            if size > MAX_VALUES:
+                break
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, memo, depth + 1)
+            if size > MAX_VALUES:
+                break
+    memo[id(node)] = size
+    return size
 
 
 class _Converter:

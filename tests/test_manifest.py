@@ -1,0 +1,184 @@
+"""The manifest loader: each rule with its message and place, all errors at once."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulkpolyv.cli import cli
+from bulkpolyv.manifest import ManifestError, load_manifest
+
+HERE = Path(__file__).parent / "manifests"
+EXAMPLE = Path(__file__).parent.parent / "manifests" / "example.yaml"
+EXAMPLE_ENV = {
+    "POLYV_EAST_APP_ID": "a1",
+    "POLYV_EAST_SECRET": "SEKRIT-east-778",
+    "POLYV_WEST_APP_ID": "a2",
+    "POLYV_WEST_SECRET": "SEKRIT-west-778",
+    "POLYV_ARCHIVE_APP_ID": "a3",
+    "POLYV_ARCHIVE_SECRET": "SEKRIT-arch-778",
+    "MON_PW": "SEKRIT-pw-778",
+}
+
+
+def problems(path: Path, env=None, **kwargs) -> list[str]:
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path, env=env or {}, **kwargs)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_every_mistake_is_reported_at_once_sorted_by_place():
+    found = problems(HERE / "many-mistakes.yaml", env={"APP_ID": "a"})
+    where = str(HERE / "many-mistakes.yaml")
+    expected = [
+        (3, 13, "limits.requests: 1600 per 10 s allows up to 1600 requests in 10 s"),
+        (4, 15, "limits.concurency: unknown key 'concurency'; did you mean 'concurrency'?"),
+        (6, 21, "defaults.monitor.enable: must be Y or N (or true/false)"),
+        (9, 14, "accounts[0].user_id: must not be empty"),
+        (11, 17, "accounts[0].app_secret: must be a ${VAR} reference"),
+        (12, 22, "accounts[0].record_callback: must be an absolute http:// or https:// URL"),
+        (14, 21, "accounts[0].channels[0].channel_id: must be a positive number"),
+        (16, 31, "accounts[0].channels[0].monitors[0].nickname: a nickname must be 1–16"),
+        (16, 74, "accounts[0].channels[0].monitors[0].password: a password must be 6–16"),
+        (17, 13, "accounts[0].channels[0].monitors[1].id: is required"),
+        (18, 11, "accounts[1].name: account name 'east' is already used at"),
+        (21, 17, "accounts[1].app_secret: environment variable MISSING_SECRET is not set"),
+        (22, 14, "accounts[1].chanels: unknown key 'chanels'; did you mean 'channels'?"),
+    ]
+    assert len(found) == len(expected)
+    for text, (line, column, start) in zip(found, expected, strict=True):
+        assert text.startswith(f"{where}:{line}:{column}: {start}"), text
+
+
+def test_secrets_never_appear_in_messages():
+    found = "\n".join(problems(HERE / "many-mistakes.yaml", env={"APP_ID": "a"}))
+    assert "literal-secret-value" not in found
+    assert "TOKEN123" not in found  # the bad callback URL's query
+    assert "abc" not in found  # the short password
+
+
+def test_conflicting_duplicate_monitor_names_both_places():
+    (found,) = problems(HERE / "duplicate-monitor.yaml", env={"SECRET": "s"})
+    assert found.startswith(f"{HERE / 'duplicate-monitor.yaml'}:15:13: ")
+    assert "monitor 2 of channel 10 is already given with different values at" in found
+    assert found.endswith("duplicate-monitor.yaml:11:13 (accounts[0].channels[0].monitors[1])")
+
+
+def test_identical_duplicates_are_merged():
+    path = HERE / "duplicate-monitor.yaml"
+    text = path.read_text().replace("second", "first")
+    copy = path.parent / "merged-duplicates.tmp.yaml"
+    copy.write_text(text)
+    try:
+        manifest = load_manifest(copy, env={"SECRET": "s"})
+    finally:
+        copy.unlink()
+    (channel,) = manifest.accounts[0].channels
+    assert [m.id for m in channel.monitors] == [1, 2]
+
+
+def test_csv_rows_are_validated_with_file_and_row_and_merged_with_yaml():
+    found = problems(HERE / "bad-csv.yaml", env={"SECRET": "s"})
+    csv = HERE / "bad-channels.csv"
+    assert found[0].startswith(
+        f"{csv}:2:1: accounts[0].channels_file(row 2): monitor 1 of "
+        "channel 10 is already given with different values"
+    )
+    assert (
+        found[1]
+        == f"{csv}:4:1: accounts[0].channels_file(row 4).channel_id: must be a whole number"
+    )
+    assert found[2] == (
+        f"{csv}:5:4: accounts[0].channels_file(row 5).password: "
+        "a password must be 6–16 characters (got 3)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("yaml-syntax.yaml", ":5:1: YAML syntax: did not find expected ',' or ']'"),
+        ("duplicate-key.yaml", ":5:5: accounts[0].user_id: duplicate key (first at line 4)"),
+        ("not-utf8.yaml", ":3:15: not UTF-8 text (save the file as UTF-8)"),
+        ("empty.yaml", ":1:1: the manifest is empty"),
+        ("billion-laughs.yaml", ":1:1: expands to more than 1,000,000 values"),
+    ],
+)
+def test_unreadable_files_get_a_located_message(fixture, message):
+    (found,) = problems(HERE / fixture, env={"SECRET": "s"})
+    assert found.startswith(str(HERE / fixture) + message)
+
+
+def test_example_loads_with_defaults_csv_and_env():
+    manifest = load_manifest(EXAMPLE, env=EXAMPLE_ENV)
+    east, west, archive = manifest.accounts
+    assert east.record_callback == "https://hooks.example.com/polyv/record?team=east"
+    assert west.record_callback == "https://hooks.example.com/polyv/record"  # the default
+    assert archive.manages_callback and archive.record_callback is None  # null: switch off
+    night = east.channels[0].monitors[0]
+    assert (night.password, night.enable) == ("SEKRIT-pw-778", "N")
+    assert east.channels[0].monitors[1].enable == "Y"  # defaults.monitor
+    csv_monitor = west.channels[1].monitors[0]
+    assert (csv_monitor.id, csv_monitor.nickname, csv_monitor.enable) == (4003, "west-ops-2", "Y")
+    assert str(csv_monitor.source).endswith("west-channels.csv:4:1")
+    assert "SEKRIT" not in repr(manifest)
+    assert manifest.summary_lines()[1] == "west: 1 callback, 4 monitors on 3 channels"
+
+
+def test_unset_callback_without_default_is_unmanaged(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  - {name: a, user_id: u, app_id: x, app_secret: '${S}'}\n"
+    )
+    (account,) = load_manifest(path, env={"S": "s"}).accounts
+    assert not account.manages_callback
+
+
+def test_yaml_booleans_are_accepted_for_enable(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+        "    app_secret: ${S}\n    channels:\n      - channel_id: 1\n        monitors:\n"
+        "          - {id: 1, enable: false}\n          - {id: 2, enable: yes}\n"
+    )
+    (account,) = load_manifest(path, env={"S": "s"}).accounts
+    assert [m.enable for m in account.channels[0].monitors] == ["N", "Y"]
+
+
+def test_limits_above_polyv_ceiling_in_a_short_window_are_refused(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\nlimits: {requests: 400, per_seconds: 2}\naccounts:\n"
+        "  - {name: a, user_id: u, app_id: x, app_secret: '${S}'}\n"
+    )
+    (found,) = problems(path, env={"S": "s"})
+    assert "400 per 2 s allows up to 2000 requests in 10 s" in found
+
+
+def test_no_env_checks_structure_only():
+    assert load_manifest(EXAMPLE, env={}, resolve_env=False).accounts[0].name == "east"
+
+
+def test_validate_command_exit_codes_and_summary(monkeypatch):
+    for name, value in EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, ["validate", str(EXAMPLE)])
+    assert result.exit_code == 0
+    assert "east: 1 callback, 3 monitors on 2 channels" in result.stdout
+    result = CliRunner().invoke(cli, ["validate", str(HERE / "duplicate-key.yaml")])
+    assert result.exit_code == 1 and "duplicate key" in result.stderr
+
+
+def test_validate_no_env_needs_no_environment(monkeypatch):
+    for name in EXAMPLE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert CliRunner().invoke(cli, ["validate", str(EXAMPLE)]).exit_code == 1
+    assert CliRunner().invoke(cli, ["validate", "--no-env", str(EXAMPLE)]).exit_code == 0
+
+
+def test_schema_command_prints_json_schema():
+    import json
+
+    result = CliRunner().invoke(cli, ["schema"])
+    schema = json.loads(result.stdout)
+    assert "accounts" in schema["properties"]
