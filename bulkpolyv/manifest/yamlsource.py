@@ -19,6 +19,7 @@ MAX_DEPTH = 40
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _scalars = yaml.constructor.SafeConstructor()
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _TooLarge(Exception):
@@ -64,7 +65,8 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap, list[Problem]]:
     try:
         # Sized first, counting each alias as often as it is used: a billion-laughs file is
         # refused after visiting its few dozen distinct nodes, not a million copies.
-        if _expanded_size(node, {}) > MAX_VALUES:
+        # Without a '*' there is no alias, and nothing to expand.
+        if "*" in text and _expanded_size(node, {}) > MAX_VALUES:
             raise _TooLarge
         data = converter.convert(node, ())
     except _TooLarge:
@@ -147,10 +149,12 @@ class _Converter:
 
     def _merged(self, node: yaml.MappingNode, path: Path) -> list[tuple[yaml.Node, yaml.Node]]:
         """The pairs of a mapping with YAML merge keys (``<<: *base``) spliced in."""
+        if all(key.tag != _MERGE_TAG for key, _ in node.value):
+            return node.value
         own: list[tuple[yaml.Node, yaml.Node]] = []
         inherited: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
-            if key_node.tag != "tag:yaml.org,2002:merge":
+            if key_node.tag != _MERGE_TAG:
                 own.append((key_node, value_node))
                 continue
             sources = (
