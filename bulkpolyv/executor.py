@@ -12,6 +12,7 @@ A stop request (Ctrl-C) stops dispatching; requests already sent finish.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from bulkpolyv.plan import ItemKey, LiveState, Operation, OpKind, Plan
 from bulkpolyv.records import Credentials, MonitorUpdate
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -163,9 +165,20 @@ class Executor:
     async def _request(
         self, account: str, call: Callable[[], Awaitable[T]], record: Attempted
     ) -> T:
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info(
+                "retry: account=%s attempt=%d wait=%.2fs reason=%s",
+                account,
+                state.attempt_number,
+                state.upcoming_sleep,
+                error,
+            )
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.attempts),
             wait=self.policy.wait,
+            before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: isinstance(e, PolyvError) and e.retryable),
             sleep=self.policy.sleep,
             reraise=True,
@@ -237,6 +250,21 @@ class Executor:
 
         def finish(outcome: ItemOutcome) -> None:
             outcomes.append(outcome)
+            level = (
+                logging.DEBUG
+                if outcome.status is Status.UNCHANGED
+                else (logging.INFO if outcome.status is Status.CHANGED else logging.WARNING)
+            )
+            log.log(
+                level,
+                "apply: item=%s status=%s attempts=%d code=%s requestId=%s %s",
+                outcome.key,
+                outcome.status.value,
+                outcome.attempts,
+                outcome.polyv_code,
+                outcome.request_id,
+                outcome.message,
+            )
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
 

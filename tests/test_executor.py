@@ -1,0 +1,145 @@
+"""The executor's policies with a fake sleep: what is retried, how long it waits, and what
+an authentication error does to the rest of an account."""
+
+import random
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from bulkpolyv.client import PolyvClient
+from bulkpolyv.executor import Executor, RetryPolicy, Status
+from bulkpolyv.manifest.model import (
+    DesiredAccount,
+    DesiredChannel,
+    DesiredMonitor,
+    Limits,
+    Manifest,
+)
+from bulkpolyv.manifest.problems import Location
+from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind, Plan
+from tests.test_client import url_re
+
+HERE = Location("m.yaml", 1, 1)
+
+
+def manifest_with(*accounts):
+    return Manifest("m.yaml", "https://api.polyv.net", Limits(), accounts, "d")
+
+
+def account(name):
+    monitors = tuple(DesiredMonitor(i, "n", None, None, HERE) for i in (1, 2, 3))
+    return DesiredAccount(
+        name=name,
+        user_id="u",
+        app_id=f"app-{name}",
+        app_secret="s",
+        source=HERE,
+        channels=(DesiredChannel(10, monitors, HERE),),
+    )
+
+
+def plan_of(*ops):
+    return Plan("m.yaml", "d", tuple(ops), (), (), 0, 0)
+
+
+def op(name, monitor):
+    return Operation(
+        OpKind.UPDATE_MONITOR,
+        ItemKey(name, 10, monitor),
+        (FieldChange("nickname", "old", "n"),),
+        HERE,
+    )
+
+
+class Sleeps:
+    def __init__(self):
+        self.waits = []
+
+    async def __call__(self, seconds):
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def mocked():
+    with aioresponses() as m:
+        yield m
+
+
+async def run(plan, manifest, sleeps, concurrency=1):
+    async with aiohttp.ClientSession() as session:
+        client = PolyvClient(session)
+        policy = RetryPolicy(attempts=5, rng=random.Random(1), sleep=sleeps)
+        return await Executor(client, concurrency=concurrency, policy=policy).apply(plan, manifest)
+
+
+OK = {"code": 200, "status": "success", "requestId": "r", "data": None, "success": True}
+
+
+async def test_retry_after_is_the_wait(mocked):
+    update = url_re("/live/v4/seminar/monitor/update")
+    mocked.post(update, status=503, body="busy", headers={"Retry-After": "7"})
+    mocked.post(update, payload=OK)
+    sleeps = Sleeps()
+    (outcome,) = await run(plan_of(op("east", 1)), manifest_with(account("east")), sleeps)
+    assert sleeps.waits == [7.0]
+    assert (outcome.status, outcome.attempts) == (Status.CHANGED, 2)
+
+
+async def test_transient_errors_back_off_with_full_jitter_within_the_cap(mocked):
+    update = url_re("/live/v4/seminar/monitor/update")
+    for _ in range(5):
+        mocked.post(update, status=502, body="<html>bad gateway</html>")
+    sleeps = Sleeps()
+    (outcome,) = await run(plan_of(op("east", 1)), manifest_with(account("east")), sleeps)
+    assert (outcome.status is Status.FAILED and outcome.attempts == 5) or outcome.attempts == 4
+    assert len(sleeps.waits) >= 3
+    assert all(0 <= w <= 0.5 * 2**i for i, w in enumerate(sleeps.waits))
+
+
+async def test_permanent_errors_are_not_retried(mocked):
+    mocked.post(
+        url_re("/live/v4/seminar/monitor/update"),
+        status=400,
+        payload={
+            "code": 400,
+            "status": "error",
+            "requestId": "rq-1",
+            "success": False,
+            "error": {"code": 50101, "desc": "监控轮询账号不存在"},
+        },
+    )
+    sleeps = Sleeps()
+    (outcome,) = await run(plan_of(op("east", 1)), manifest_with(account("east")), sleeps)
+    assert (outcome.status, outcome.attempts, outcome.polyv_code, outcome.request_id) == (
+        Status.FAILED,
+        1,
+        50101,
+        "rq-1",
+    )
+    assert sleeps.waits == []
+
+
+async def test_an_auth_error_skips_the_rest_of_the_account_only(mocked):
+    update = url_re("/live/v4/seminar/monitor/update")
+    mocked.post(
+        update,
+        status=403,
+        payload={
+            "code": 403,
+            "status": "error",
+            "requestId": "rq-2",
+            "success": False,
+            "error": {"code": 10002, "desc": "签名错误"},
+        },
+    )
+    for _ in range(3):
+        mocked.post(update, payload=OK)
+    plan = plan_of(op("east", 1), op("east", 2), op("east", 3), op("west", 1))
+    outcomes = await run(plan, manifest_with(account("east"), account("west")), Sleeps())
+    by_key = {(o.key.account, o.key.monitor_id): o for o in outcomes}
+    assert by_key[("east", 1)].status is Status.FAILED
+    assert "authentication failed" in by_key[("east", 1)].message
+    assert by_key[("east", 2)].status is Status.SKIPPED
+    assert "签名错误" in by_key[("east", 3)].message
+    assert by_key[("west", 1)].status is Status.CHANGED
