@@ -98,6 +98,8 @@ class _Loader:
         data, self.source, problems = load_yaml(text, self.file)
         self.problems += problems
         if data is None:
+            if not self.problems:  # a document that is just `null` or `~`
+                self._add((), "the manifest is empty")
             raise ManifestError(self.problems)
         if not isinstance(data, dict):
             self._add((), "the manifest must be a mapping with 'version' and 'accounts'")

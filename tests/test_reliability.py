@@ -1,0 +1,229 @@
+"""Beaten on purpose: crashes, hostile input and secrets (issue 6's suite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bulkpolyv.cli import cli
+from bulkpolyv.sim import FaultConfig
+from tests.simthread import ENV, running_sim, seeded_state, write_manifest
+
+pytestmark = pytest.mark.reliability
+
+LOCATED = re.compile(r":\d+:\d+: ")
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def test_no_secret_reaches_any_output_even_with_debug_logs(tmp_path, monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    manifest = write_manifest(tmp_path, channels=5)
+    state = seeded_state(manifest, {})
+    monkeypatch.setenv("T_WEST_SECRET", "WRONGSECRET-west-0x55")  # a failing account
+    outputs = []
+    with running_sim(state) as sim:
+        runner = CliRunner()
+        for args in (
+            [
+                "-vv",
+                "plan",
+                str(manifest),
+                "--api-base",
+                sim.url,
+                "--format",
+                "json",
+                "--out",
+                str(tmp_path / "plan.json"),
+            ],
+            [
+                "-vv",
+                "--log-format",
+                "json",
+                "apply",
+                str(manifest),
+                "--yes",
+                "--api-base",
+                sim.url,
+                "--report",
+                str(tmp_path / "r.json"),
+                "--journal",
+                str(tmp_path / "j.jsonl"),
+                "--lock",
+                str(tmp_path / "l"),
+            ],
+        ):
+            result = runner.invoke(cli, args, catch_exceptions=False)
+            outputs += [result.stdout, result.stderr]
+    assert "retry:" in "".join(outputs) or "apply:" in "".join(outputs)  # debug logs were on
+    for name in ("plan.json", "r.json", "j.jsonl"):
+        outputs.append((tmp_path / name).read_text())
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0 or name == "plan.json"
+    everything = "\n".join(outputs)
+    for secret in (
+        "EASTSECRET-4f1e9a",
+        "WESTSECRET-77b2c0",
+        "WRONGSECRET-west-0x55",
+        "MONPASS-91kq2",
+        "CBTOKEN-5521",
+        "pw-",
+        "rotated-away",
+    ):
+        assert secret not in everything, secret
+    assert not re.search(r"\b[0-9A-F]{32}\b", everything), "a sign value leaked"
+
+
+# --- hostile manifests ----------------------------------------------------------------------
+
+VALID = (
+    "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+    "    app_secret: ${S}\n    channels:\n      - channel_id: 1\n        monitors:\n"
+    "          - {id: 1, nickname: n, password: pppppp, enable: Y}\n"
+)
+fragments = st.sampled_from(
+    [
+        "version: 2",
+        "accounts: 5",
+        "- [",
+        "{",
+        "]]",
+        "&a [*a]",
+        "*nope",
+        "<<: 1",
+        "\t",
+        ":",
+        "name: " + "x" * 5000,
+        "id: -1",
+        "enable: maybe",
+        "channel_id: 1.5",
+        "\x00",
+        "\ufeff",
+        "password: '🙂🙂🙂'",
+        "app_secret: plain",
+        "user_id: ''",
+        "a: !!python/object:os.system x",
+        "[" * 500,
+        "- " * 300 + "x",
+        "key: value\nkey: value",
+    ]
+)
+
+
+@st.composite
+def mutated_manifests(draw):
+    lines = VALID.splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        index = draw(st.integers(0, len(lines)))
+        if draw(st.booleans()) and lines:
+            lines[min(index, len(lines) - 1)] = draw(fragments)
+        else:
+            lines.insert(index, "  " * draw(st.integers(0, 6)) + draw(fragments))
+    text = "\n".join(lines)
+    if draw(st.booleans()):
+        return text.encode("utf-8", "surrogatepass")
+    return text.encode("utf-8") + draw(st.binary(max_size=8))
+
+
+@settings(
+    max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(content=st.one_of(mutated_manifests(), st.binary(max_size=300)))
+def test_validate_never_crashes_and_always_locates_the_problem(tmp_path, content):
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(content)
+    result = CliRunner().invoke(
+        cli, ["validate", str(path)], env={"S": "s"}, catch_exceptions=False
+    )
+    assert result.exit_code in (0, 1)
+    if result.exit_code == 1:
+        assert LOCATED.search(result.stderr), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_billion_laughs_is_refused_fast(tmp_path):
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 12):
+        prev, name = chr(ord("a") + i - 1), chr(ord("a") + i)
+        levels.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\n")
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["validate", str(path)], catch_exceptions=False)
+    assert result.exit_code == 1 and "alias bomb" in result.stderr
+    assert time.monotonic() - started < 5
+
+
+# --- kill -9 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_kill_9_at_random_points_loses_nothing_that_was_applied(tmp_path, trial):
+    env = {**os.environ, **ENV, "XDG_STATE_HOME": str(tmp_path / "state")}
+    manifest = write_manifest(tmp_path, channels=15)
+    faults = FaultConfig(latency_min=0.005, latency_max=0.03, seed=trial)
+    rng = random.Random(trial)
+    with running_sim(seeded_state(manifest, {}, seed=trial), faults=faults) as sim:
+        journal = tmp_path / "j.jsonl"
+        args = [
+            sys.executable,
+            "-m",
+            "bulkpolyv",
+            "apply",
+            str(manifest),
+            "--yes",
+            "--api-base",
+            sim.url,
+            "--concurrency",
+            "4",
+            "--journal",
+            str(journal),
+            "--lock",
+            str(tmp_path / "l"),
+        ]
+        process = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        target = rng.randint(1, 15)  # kill after this many journaled writes
+        while time.monotonic() < deadline and process.poll() is None:
+            if journal.exists() and journal.read_text().count('"status": "changed"') >= target:
+                break
+            time.sleep(0.005)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        records = [
+            json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")
+        ]
+        state = sim.simulator.state
+        for record in records:
+            if record.get("event") == "done" and record["status"] == "changed":
+                app = "app-east" if record["account"] == "east" else "app-west"
+                if record["monitor_id"]:
+                    m = state.accounts[app].channels[record["channel_id"]][record["monitor_id"]]
+                    assert m.enable == "Y" and m.nickname.startswith(("east-", "west-"))
+                else:
+                    assert state.accounts[app].record_callback.startswith("https://hooks.")
+        again = subprocess.run(
+            [*args, "--report", str(tmp_path / "r.json")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode == 0, again.stderr
+        totals = json.loads((tmp_path / "r.json").read_text())["totals"]
+        assert totals["failed"] == 0 and totals["skipped"] == 0
