@@ -25,7 +25,11 @@ ENV = {
 
 
 def write_manifest(
-    directory: Path, channels: int = 20, monitors: int = 2, west_secret: str = "${T_WEST_SECRET}"
+    directory: Path,
+    channels: int = 20,
+    monitors: int = 2,
+    west_secret: str = "${T_WEST_SECRET}",
+    attempts: int = 6,
 ) -> Path:
     """Two accounts: east with YAML channels, west with a CSV; all monitors managed."""
     east_channels = "\n".join(
@@ -47,7 +51,7 @@ def write_manifest(
     manifest.write_text(
         textwrap.dedent("""\
         version: 1
-        limits: {requests: 1200, per_seconds: 10, concurrency: 16, timeout: 3, attempts: 6}
+        limits: {requests: 1200, per_seconds: 10, concurrency: 16, timeout: 3, attempts: ATTEMPTS}
         defaults:
           record_callback: https://hooks.example.com/rec?token=CBTOKEN-5521
         accounts:
@@ -56,7 +60,7 @@ def write_manifest(
             app_id: ${T_EAST_APP}
             app_secret: ${T_EAST_SECRET}
             channels:
-        """)
+        """).replace("ATTEMPTS", str(attempts))
         + east_channels
         + (
             "\n  - name: west\n    user_id: u-west\n    app_id: ${T_WEST_APP}\n"
