@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bulkpolyv.cli import cli
 from bulkpolyv.sim import FaultConfig
 from tests.simthread import ENV, running_sim, seeded_state, write_manifest
+from tests.test_apply_e2e import run_args
 
 pytestmark = pytest.mark.reliability
 
@@ -233,26 +234,9 @@ def test_kill_9_at_random_points_loses_nothing_that_was_applied(tmp_path, trial)
 
 
 def _apply(tmp_path, sim, manifest, *extra):
-    return CliRunner().invoke(
-        cli,
-        [
-            "apply",
-            str(manifest),
-            "--yes",
-            "--api-base",
-            sim.url,
-            "--cooldown",
-            "0.2",
-            "--report",
-            str(tmp_path / "r.json"),
-            "--journal",
-            str(tmp_path / "j.jsonl"),
-            "--lock",
-            str(tmp_path / "l"),
-            *extra,
-        ],
-        catch_exceptions=False,
-    )
+    args = run_args(sim, manifest, tmp_path, *extra)
+    args[args.index(str(tmp_path / "report.json"))] = str(tmp_path / "r.json")
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 
 async def test_30_percent_errors_and_5_percent_drops_converge_within_1_6x_requests(
