@@ -22,6 +22,7 @@ import click
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.journal import LockBusy, RunLock, default_journal_path, default_lock_path
 from bulkpolyv.manifest import Manifest, ManifestError, ManifestSpec, load_manifest
+from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
 from bulkpolyv.plan import Plan, render_json, render_markdown, render_text
 from bulkpolyv.run import (
     ApplyStatus,
@@ -122,13 +123,14 @@ def _settings(
     insecure: bool,
 ) -> RunSettings:
     requests, per_seconds = _parse_rate(rate)
-    if requests is not None and per_seconds is not None:
-        from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
-
-        if worst_case_per_polyv_window(requests, per_seconds) > POLYV_CEILING_REQUESTS:
-            raise click.BadParameter(
-                f"{rate} can exceed POLYV's 1500 requests per 10 s", param_hint="--rate"
-            )
+    if (
+        requests is not None
+        and per_seconds is not None
+        and worst_case_per_polyv_window(requests, per_seconds) > POLYV_CEILING_REQUESTS
+    ):
+        raise click.BadParameter(
+            f"{rate} can exceed POLYV's 1500 requests per 10 s", param_hint="--rate"
+        )
     return RunSettings(
         api_base=api_base,
         requests=requests,

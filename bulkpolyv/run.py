@@ -121,30 +121,26 @@ def select(
 ) -> Manifest:
     """The manifest narrowed to ``--only`` patterns (``glob`` or ``glob/channel_id``) and,
     for ``--retry-failed``, to the given items."""
-    patterns = list(only)
+    # Each pattern is (account glob, channel id or None for the whole account).
+    patterns = [(p.split("/", 1)[0], p.split("/", 1)[1] if "/" in p else None) for p in only]
 
-    def account_wanted(name: str) -> bool:
-        return not patterns or any(fnmatch.fnmatchcase(name, p.split("/", 1)[0]) for p in patterns)
-
-    def channel_wanted(name: str, channel_id: int) -> bool:
+    def wanted(name: str, channel_id: int | None) -> bool:
+        """Whole-account patterns take everything; channel patterns only their channel
+        (and not the account's callback)."""
         return not patterns or any(
-            fnmatch.fnmatchcase(name, p.split("/", 1)[0])
-            and ("/" not in p or p.split("/", 1)[1] == str(channel_id))
-            for p in patterns
+            fnmatch.fnmatchcase(name, glob) and (channel is None or channel == str(channel_id))
+            for glob, channel in patterns
+            if channel_id is not None or channel is None
         )
 
     accounts = []
     for account in manifest.accounts:
-        if not account_wanted(account.name):
-            continue
-        manages = account.manages_callback and not any(
-            "/" in p for p in patterns if fnmatch.fnmatchcase(account.name, p.split("/")[0])
-        )
+        manages = account.manages_callback and wanted(account.name, None)
         if keys is not None:
             manages = manages and ItemKey(account.name) in keys
         channels = []
         for channel in account.channels:
-            if not channel_wanted(account.name, channel.channel_id):
+            if not wanted(account.name, channel.channel_id):
                 continue
             monitors = (
                 channel.monitors
