@@ -228,16 +228,13 @@ class Executor:
                     )
                     live.monitors[(account.name, channel_id)] = {m.id: m for m in monitors}
             except PolyvError as error:
-                auth = error.kind is ErrorKind.AUTH
-                key = (
-                    ItemKey(account.name)
-                    if auth or channel_id == 0
-                    else ItemKey(account.name, channel_id)
-                )
-                live.failures.setdefault(key, (f"could not read the live state: {error}", auth))
-            except Skip as skipped:
-                key = ItemKey(account.name, channel_id)
-                live.failures.setdefault(key, (str(skipped), False))
+                reason = f"could not read the live state: {error}"
+                if error.kind is ErrorKind.AUTH:
+                    live.account_failures.setdefault(account.name, reason)
+                else:
+                    live.failures[ItemKey(account.name, channel_id)] = reason
+            except Skip as skipped:  # the account's circuit opened during the reads
+                live.account_failures.setdefault(account.name, str(skipped))
 
         await self._pool(reads, read)
         return live

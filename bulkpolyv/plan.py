@@ -139,13 +139,25 @@ class PlanProblem:
 class LiveState:
     """What POLYV holds now, as far as the manifest manages it.
 
-    ``failures`` maps an account (``ItemKey(account)``) or a channel
-    (``ItemKey(account, channel_id)``) whose read failed to the reason.
+    ``failures`` maps an account's callback (``ItemKey(account)``) or a channel
+    (``ItemKey(account, channel_id)``) whose read failed to the reason; it fails just those
+    items. ``account_failures`` holds accounts POLYV refused to authenticate: every item of
+    such an account is skipped.
     """
 
     callbacks: dict[str, str | None] = field(default_factory=dict)
     monitors: dict[tuple[str, int], dict[int, Monitor]] = field(default_factory=dict)
-    failures: dict[ItemKey, tuple[str, bool]] = field(default_factory=dict)
+    failures: dict[ItemKey, str] = field(default_factory=dict)
+    account_failures: dict[str, str] = field(default_factory=dict)
+
+    def failure(self, key: ItemKey) -> tuple[str, bool] | None:
+        """Why ``key`` (a callback or a channel) cannot be planned, and whether the whole
+        account is out; None when it was read."""
+        reason = self.account_failures.get(key.account)
+        if reason is not None:
+            return reason, True
+        reason = self.failures.get(key)
+        return (reason, False) if reason is not None else None
 
 
 @dataclass(frozen=True)
@@ -269,18 +281,20 @@ def make_plan(manifest: Manifest, live: LiveState) -> Plan:
     problems: list[PlanProblem] = []
     unchanged: list[tuple[ItemKey, Location]] = []
     for account in manifest.accounts:
-        account_failure = live.failures.get(ItemKey(account.name))
         if account.manages_callback:
             key = ItemKey(account.name)
             source = account.callback_source or account.source
-            if account_failure:
-                problems.append(PlanProblem(key, account_failure[0], source, account_failure[1]))
+            callback_failure = live.failure(key)
+            if callback_failure:
+                problems.append(
+                    PlanProblem(key, callback_failure[0], source, callback_failure[1])
+                )
             elif account.name in live.callbacks:
                 op = diff_callback(account, live.callbacks[account.name])
                 operations.append(op) if op else unchanged.append((key, source))
         for channel in account.channels:
             channel_key = ItemKey(account.name, channel.channel_id)
-            failure = account_failure or live.failures.get(channel_key)
+            failure = live.failure(channel_key)
             listed = live.monitors.get((account.name, channel.channel_id))
             for monitor in channel.monitors:
                 key = ItemKey(account.name, channel.channel_id, monitor.id)

@@ -143,3 +143,24 @@ def test_safety_refuses_mass_disabling_but_not_a_few():
     assert check_safety(plan_with(12, 20)).refused  # 11 of 20 disabled
     assert not check_safety(plan_with(5, 10)).refused  # fewer than 10
     assert not check_safety(plan_with(11, 100)).refused  # 10 %
+
+
+def test_a_failed_callback_read_fails_only_the_callback_but_auth_skips_the_account():
+    channel = DesiredChannel(10, (monitor(1, "n"),), HERE)
+    desired = manifest(
+        account("a", "https://x/cb", channels=[channel]),
+        account("b", "https://x/cb", channels=[channel]),
+    )
+    live = LiveState(
+        callbacks={},
+        monitors={("a", 10): {1: Monitor(1, 10, "old")}, ("b", 10): {1: Monitor(1, 10, "n")}},
+        failures={ItemKey("a"): "timed out"},
+        account_failures={"b": "invalid signature."},
+    )
+    plan = make_plan(desired, live)
+    assert [o.key for o in plan.operations] == [ItemKey("a", 10, 1)]
+    assert [(p.key, p.auth) for p in plan.problems] == [
+        (ItemKey("a"), False),
+        (ItemKey("b"), True),
+        (ItemKey("b", 10, 1), True),
+    ]

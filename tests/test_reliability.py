@@ -347,3 +347,34 @@ def test_plain_http_to_a_remote_host_and_insecure_are_loud(tmp_path, monkeypatch
         cli, ["apply", str(manifest), "--api-base", "http://polyv.example.com", "--insecure"]
     )
     assert "plain HTTP" in result.stderr and "TLS certificates are NOT checked" in result.stderr
+
+
+async def test_malformed_answers_fail_items_clearly_and_never_crash_the_run(tmp_path):
+    from bulkpolyv.manifest import load_manifest
+    from bulkpolyv.run import RunSettings, apply, open_runtime
+    from bulkpolyv.sim import PolyvSimulator, SimConfig, SimServer
+
+    path = write_manifest(tmp_path, channels=10, attempts=3)
+    manifest = load_manifest(path, env=ENV)
+    simulator = PolyvSimulator(
+        seeded_state(path, {}), SimConfig(), FaultConfig(garbage_rate=1.0, seed=4)
+    )
+    settings = RunSettings(backoff_base=0.01, backoff_cap=0.02)
+    async with SimServer(simulator) as server:
+        settings.api_base = server.url
+        async with open_runtime(manifest, settings) as runtime:
+            result = await apply(
+                manifest,
+                runtime,
+                interactive=False,
+                handle_signals=False,
+                report_path=tmp_path / "r.json",
+            )
+    assert simulator.stats.garbage == simulator.stats.requests > 0
+    assert result.counts["failed"] == len(result.outcomes) == 42  # 2 callbacks + 40 monitors
+    messages = {o.message.split(":")[0] for o in result.outcomes}
+    assert messages == {"could not read the live state"}
+    texts = " ".join(o.message for o in result.outcomes)
+    assert "non-JSON answer" in texts and "unexpected answer" in texts
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["totals"]["failed"] == 42

@@ -54,6 +54,7 @@ class SimStats:
     injected_errors: int = 0
     dropped: int = 0
     slow_bodies: int = 0
+    garbage: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     peak_in_window: int = 0
     first_request_at: float | None = None
@@ -161,6 +162,10 @@ class PolyvSimulator:
                 text=f"<html><body><h1>{status}</h1></body></html>",
                 content_type="text/html",
             )
+        if fate is Fate.GARBAGE:
+            stats.garbage += 1
+            content_type, garbage = self.faults.garbage()
+            return web.Response(body=garbage, content_type=content_type)
         request_id = self._next_request_id()
         try:
             params = dict(request.query)

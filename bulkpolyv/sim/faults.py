@@ -16,6 +16,7 @@ class Fate(Enum):
     ERROR = "error"  # answer 500/502/503 before touching the state
     DROP = "drop"  # do the work, then cut the connection without an answer
     SLOW_BODY = "slow_body"  # serve, but trickle the body out
+    GARBAGE = "garbage"  # answer 200 with a body no POLYV client can use
 
 
 @dataclass
@@ -26,6 +27,7 @@ class FaultConfig:
     drop_rate: float = 0.0
     slow_body_rate: float = 0.0
     slow_body_seconds: float = 1.0
+    garbage_rate: float = 0.0
     seed: int = 0
 
     def update(self, changes: dict[str, float | int]) -> None:
@@ -51,7 +53,12 @@ class FaultInjector:
 
     def fate(self) -> Fate:
         c = self.config
-        if c.error_rate <= 0 and c.drop_rate <= 0 and c.slow_body_rate <= 0:
+        if (
+            c.error_rate <= 0
+            and c.drop_rate <= 0
+            and c.slow_body_rate <= 0
+            and (c.garbage_rate <= 0)
+        ):
             return Fate.SERVE
         draw = self._random.random()
         if draw < c.error_rate:
@@ -60,7 +67,26 @@ class FaultInjector:
             return Fate.DROP
         if draw < c.error_rate + c.drop_rate + c.slow_body_rate:
             return Fate.SLOW_BODY
+        if draw < c.error_rate + c.drop_rate + c.slow_body_rate + c.garbage_rate:
+            return Fate.GARBAGE
         return Fate.SERVE
+
+    def garbage(self) -> tuple[str, bytes]:
+        """(content type, body): an HTML page, truncated JSON, wrong types, or 2 MiB."""
+        return self._random.choice(
+            (
+                ("text/html", b"<html><body>Service temporarily unavailable</body></html>"),
+                ("application/json", b'{"code":200,"status":"success","data":[{"id":'),
+                (
+                    "application/json",
+                    b'{"code":200,"status":"success","success":true,"data":"surprise"}',
+                ),
+                (
+                    "application/json",
+                    b'{"code":200,"status":"success","data":"' + b"x" * (2 << 20) + b'"}',
+                ),
+            )
+        )
 
     def error_status(self) -> int:
         return self._random.choice((500, 502, 503))
