@@ -286,9 +286,7 @@ def make_plan(manifest: Manifest, live: LiveState) -> Plan:
             source = account.callback_source or account.source
             callback_failure = live.failure(key)
             if callback_failure:
-                problems.append(
-                    PlanProblem(key, callback_failure[0], source, callback_failure[1])
-                )
+                problems.append(PlanProblem(key, callback_failure[0], source, callback_failure[1]))
             elif account.name in live.callbacks:
                 op = diff_callback(account, live.callbacks[account.name])
                 operations.append(op) if op else unchanged.append((key, source))

@@ -103,7 +103,10 @@ def test_a_429_storm_causes_one_cooldown_and_no_violation(world):
         code, out, _ = invoke(*run_args(sim, manifest, tmp_path))
         assert code == 0, out
         assert sim.simulator.stats.violations == 0
-        assert sim.simulator.stats.blocked_requests > 0
+        # Only requests already in flight when the first 429 came back may hit the block
+        # (concurrency 16); nothing is sent while cooling down, and the block has ended by
+        # the time the cool-down (0.5 s > 0.4 s) does.
+        assert 0 < sim.simulator.stats.blocked_requests <= 16
         assert state_matches_manifest(sim)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["totals"]["cooldowns"] == 1

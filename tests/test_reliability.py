@@ -378,3 +378,38 @@ async def test_malformed_answers_fail_items_clearly_and_never_crash_the_run(tmp_
     assert "non-JSON answer" in texts and "unexpected answer" in texts
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["totals"]["failed"] == 42
+
+
+HOSTILE = {
+    "ten-thousand-brackets": "[" * 10_000 + "\n",
+    "compact-nesting": "- " * 10_000 + "x\n",
+    "twenty-megabyte-nickname": (
+        "version: 1\naccounts:\n  - {name: a, user_id: u, app_id: x, app_secret: '${S}', "
+        "channels: [{channel_id: 1, monitors: [{id: 1, nickname: '" + "x" * 20_000_000 + "'}]}]}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_manifests_fail_cleanly_within_a_memory_cap(tmp_path, name):
+    """In a child limited to 1 GiB of address space: exit 1 with a located message, no
+    crash. (Before the event-stream depth check, ten thousand '[' killed the interpreter
+    with a segmentation fault inside libyaml.)"""
+    import resource
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(HOSTILE[name])
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bulkpolyv", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap_memory,
+        env={**os.environ, "S": "s"},
+    )
+    assert result.returncode == 1, result.stderr[-500:]
+    assert LOCATED.search(result.stderr) and "Traceback" not in result.stderr
