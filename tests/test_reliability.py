@@ -286,7 +286,7 @@ def test_the_simulator_going_away_for_a_while_does_not_stop_the_run(tmp_path, mo
         def outage() -> None:
             time.sleep(0.15)
             sim.call(sim.server.stop())
-            time.sleep(1.0)
+            time.sleep(2.5)  # a few seconds of refused connections
             sim.call(sim.server.start())
 
         thread = threading.Thread(target=outage)
