@@ -59,6 +59,8 @@ class SimStats:
     peak_in_window: int = 0
     first_request_at: float | None = None
     last_request_at: float | None = None
+    # requests arriving in each whole second since the first one, for steady-state rates
+    per_second: dict[int, int] = field(default_factory=dict)
 
 
 class _Rejection(Exception):
@@ -94,12 +96,13 @@ class PolyvSimulator:
     # --- the application ------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=256 << 20)  # /_sim/state uploads
         app.router.add_post("/live/v2/user/{user_id}/set-record-callback", self._set_callback)
         app.router.add_get("/live/v4/user/global-setting/callback/get", self._get_callback)
         app.router.add_get("/live/v4/seminar/monitor/list", self._list_monitors)
         app.router.add_post("/live/v4/seminar/monitor/update", self._update_monitor)
         app.router.add_get("/_sim/state", self._admin_state)
+        app.router.add_put("/_sim/state", self._admin_replace_state)
         app.router.add_get("/_sim/stats", self._admin_stats)
         app.router.add_post("/_sim/config", self._admin_config)
         app.router.add_post("/_sim/block", self._admin_block)
@@ -148,6 +151,8 @@ class PolyvSimulator:
         now = self._monotonic()
         stats.first_request_at = stats.first_request_at or now
         stats.last_request_at = now
+        second = int(now - stats.first_request_at)
+        stats.per_second[second] = stats.per_second.get(second, 0) + 1
         if not self._admit(request.remote or "?"):
             return web.json_response(RATE_LIMIT_BODY, status=429)
         fate = self.faults.fate()
@@ -323,6 +328,10 @@ class PolyvSimulator:
     async def _admin_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state.to_data())
 
+    async def _admin_replace_state(self, request: web.Request) -> web.Response:
+        self.state = SimState.from_data(await request.json())
+        return web.json_response({"ok": True})
+
     async def _admin_stats(self, request: web.Request) -> web.Response:
         return web.json_response(asdict(self.stats))
 
@@ -335,6 +344,8 @@ class PolyvSimulator:
             self.faults.reseed()
         if changes.get("reset_stats"):
             self.stats = SimStats()
+            self._windows.clear()
+            self._blocked_until.clear()
         return web.json_response({"ok": True})
 
     async def _admin_block(self, request: web.Request) -> web.Response:
