@@ -210,6 +210,9 @@ class PolyvClient:
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    length = response.content_length
+    if length is not None and length <= MAX_BODY_BYTES:
+        return await response.read()  # the usual case, in one call
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(65536):

@@ -8,6 +8,12 @@ bucket go out at once and then keeps refilling, so up to ~3,000 requests can lan
 ``per_seconds`` (plus a little slack for network jitter) old. That makes "never more than N
 in any window" true by construction, at the cost of O(N) memory — 1,200 floats.
 
+A window's worth of requests sent at once is legal, but not safe: POLYV counts requests when
+they *arrive*, and a burst queues up on the way (connection set-up, the server's own
+queue), so its last requests can arrive late enough to share a window with the next burst.
+:class:`PacedWindowLimiter` therefore adds a second, ten-times-shorter window (at most R/10
+per W/10): the same average rate, sent in small steps, and the whole-window bound kept.
+
 :class:`CoolDown` is the pause every worker honours after POLYV says "rate limited": one
 pause per block, however many in-flight requests come back with a 429. :class:`RequestGate`
 puts both together with the concurrency cap; the client sends every request, reads
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +71,36 @@ class SlidingWindowLimiter:
             return now
 
 
+class PacedWindowLimiter:
+    """At most ``requests`` in any ``per_seconds`` (+ slack), and at most a ``1/parts``
+    share of them in any ``1/parts`` of the window."""
+
+    def __init__(
+        self,
+        requests: int,
+        per_seconds: float,
+        *,
+        parts: int = 10,
+        slack: float | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.window = SlidingWindowLimiter(
+            requests, per_seconds, slack=slack, clock=clock, sleep=sleep
+        )
+        self.pace = SlidingWindowLimiter(
+            max(1, math.ceil(requests / parts)),
+            per_seconds / parts,
+            slack=0.0,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    async def acquire(self) -> float:
+        await self.pace.acquire()
+        return await self.window.acquire()
+
+
 class CoolDown:
     """A pause shared by every worker. Each trip is tagged with a generation so that the
     429s of requests sent before the pause began do not start another one."""
@@ -108,7 +145,7 @@ class RequestGate:
 
     def __init__(
         self,
-        limiter: SlidingWindowLimiter,
+        limiter: SlidingWindowLimiter | PacedWindowLimiter,
         cooldown: CoolDown,
         concurrency: int,
         *,

@@ -30,7 +30,7 @@ from bulkpolyv.journal import Journal, now_iso, write_report
 from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.plan import ItemKey, LiveState, Plan, check_safety, make_plan
 from bulkpolyv.progress import RunProgress
-from bulkpolyv.ratelimit import CoolDown, RequestGate, SlidingWindowLimiter
+from bulkpolyv.ratelimit import CoolDown, PacedWindowLimiter, RequestGate
 
 REPORT_FORMAT_VERSION = 1
 
@@ -74,7 +74,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     limits = manifest.limits
     concurrency = settings.concurrency or limits.concurrency
-    limiter = SlidingWindowLimiter(
+    limiter = PacedWindowLimiter(
         settings.requests or limits.requests,
         settings.per_seconds or limits.per_seconds,
         clock=clock,

@@ -125,3 +125,21 @@ async def test_a_burst_of_connection_failures_counts_as_rate_limited():
             async with gate.slot():
                 raise PolyvError(ErrorKind.TRANSIENT, "connection failed")
     assert cooldown.trips == 1
+
+
+async def test_paced_limiter_sends_in_small_steps_at_the_full_average_rate():
+    from bulkpolyv.ratelimit import PacedWindowLimiter
+
+    fake = FakeTime()
+    limiter = PacedWindowLimiter(100, 10.0, slack=0.0, clock=fake.clock, sleep=fake.sleep)
+    sent = []
+
+    async def worker() -> None:
+        for _ in range(50):
+            sent.append(await limiter.acquire())
+
+    await asyncio.gather(*(worker() for _ in range(20)))
+    sent.sort()
+    assert max_in_any_window(sent, 10.0) == 100
+    assert max_in_any_window(sent, 1.0) == 10  # never a whole window at once
+    assert sent[-1] == pytest.approx(99.0)  # 1,000 sends: 10 every second, no time lost

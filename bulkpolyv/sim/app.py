@@ -59,8 +59,6 @@ class SimStats:
     peak_in_window: int = 0
     first_request_at: float | None = None
     last_request_at: float | None = None
-    # requests arriving in each whole second since the first one, for steady-state rates
-    per_second: dict[int, int] = field(default_factory=dict)
 
 
 class _Rejection(Exception):
@@ -151,8 +149,6 @@ class PolyvSimulator:
         now = self._monotonic()
         stats.first_request_at = stats.first_request_at or now
         stats.last_request_at = now
-        second = int(now - stats.first_request_at)
-        stats.per_second[second] = stats.per_second.get(second, 0) + 1
         if not self._admit(request.remote or "?"):
             return web.json_response(RATE_LIMIT_BODY, status=429)
         fate = self.faults.fate()
