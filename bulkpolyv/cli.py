@@ -24,6 +24,7 @@ from bulkpolyv.journal import LockBusy, RunLock, default_journal_path, default_l
 from bulkpolyv.manifest import Manifest, ManifestError, ManifestSpec, load_manifest
 from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
 from bulkpolyv.plan import Plan, render_json, render_markdown, render_text
+from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
 from bulkpolyv.run import (
     ApplyStatus,
     RunSettings,
@@ -187,7 +188,11 @@ def schema() -> None:
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path())
 @run_options
 @click.option("--format", "fmt", type=click.Choice(list(RENDERERS)), default="text")
-@click.option("--out", type=click.Path(dir_okay=False), help="Also write the plan as JSON here.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also write the plan here, for review and `apply --plan`.",
+)
 def plan(
     manifest_path: str,
     api_base: str | None,
@@ -213,7 +218,7 @@ def plan(
     result = asyncio.run(run())
     click.echo(RENDERERS[fmt](result))
     if out:
-        Path(out).write_text(render_json(result) + "\n", encoding="utf-8")
+        write_plan_file(Path(out), result, manifest)
     if result.problems:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.has_changes else EXIT_OK)
@@ -237,6 +242,14 @@ def plan(
     type=click.Path(exists=True, dir_okay=False),
     help="Only the failed and skipped items of this earlier report.",
 )
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Apply exactly this reviewed plan (from `plan --out`); items whose live value "
+    "moved since are skipped as conflicts.",
+)
+@click.option("--verify", is_flag=True, help="Read back every write; one that did not stick fails.")
 def apply_command(
     manifest_path: str,
     api_base: str | None,
@@ -253,10 +266,21 @@ def apply_command(
     journal: str | None,
     lock: str | None,
     retry_failed: str | None,
+    plan_file: str | None,
+    verify: bool,
 ) -> None:
     """Apply the manifest: plan, confirm, change what differs (see exit codes in README)."""
+    if plan_file and (retry_failed or only):
+        _fail(
+            "--plan applies exactly the reviewed plan: it does not combine with --only or "
+            "--retry-failed"
+        )
     keys = failed_items(Path(retry_failed)) if retry_failed else None
     manifest = select(_load(manifest_path), only, keys)
+    try:
+        reviewed = ReviewedPlan(Path(plan_file), manifest) if plan_file else None
+    except ReviewedPlanError as error:
+        _fail(str(error))
     settings = _settings(api_base, rate, concurrency, timeout, cooldown, insecure)
     _warn_about_transport(settings.api_base or manifest.api_base, insecure)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -281,6 +305,8 @@ def apply_command(
                 report=report,
                 journal=journal,
                 manifest_path=manifest_path,
+                reviewed=reviewed,
+                verify=verify,
             )
         )
     finally:
@@ -298,6 +324,8 @@ async def _apply(
     report: str | None,
     journal: str | None,
     manifest_path: str,
+    reviewed: ReviewedPlan | None,
+    verify: bool,
 ) -> int:
     def confirm(result: Plan) -> bool:
         click.echo(render_text(result))
@@ -313,6 +341,8 @@ async def _apply(
             force=force,
             journal_path=Path(journal) if journal else default_journal_path(manifest_path),
             report_path=Path(report) if report else None,
+            reviewed=reviewed,
+            verify=verify,
         )
     if result.status is ApplyStatus.REFUSED:
         click.echo(render_text(result.plan))
@@ -333,7 +363,8 @@ async def _apply(
     if result.status is ApplyStatus.INTERRUPTED:
         return EXIT_INTERRUPTED
     counts = result.counts
-    return EXIT_PARTIAL if counts["failed"] or counts["skipped"] else EXIT_OK
+    troubled = counts["failed"] or counts["skipped"] or counts["conflict"]
+    return EXIT_PARTIAL if troubled else EXIT_OK
 
 
 @cli.command()

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from bulkpolyv.client import PolyvClient
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.manifest.model import DesiredAccount, Manifest
-from bulkpolyv.plan import ItemKey, LiveState, Operation, OpKind, Plan
+from bulkpolyv.plan import ItemKey, LiveState, Operation, OpKind, Plan, normalise_url
 from bulkpolyv.records import Credentials, MonitorUpdate
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ class Status(StrEnum):
     UNCHANGED = "unchanged"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CONFLICT = "conflict"  # a reviewed plan's item whose live value moved since the plan
 
 
 @dataclass
@@ -99,6 +100,19 @@ class Skip(Exception):
 
 class Interrupted(Skip):
     pass
+
+
+class Conflict(Exception):
+    """The live value is no longer what the reviewed plan was made against."""
+
+
+class NotStuck(Exception):
+    """POLYV accepted a write, but reading it back shows the old value."""
+
+
+# Given an operation and the live values of its fields just read, why it must not be
+# written (a reviewed plan's conflict check), or None.
+ConflictCheck = Callable[[Operation, dict[str, str | None] | None], str | None]
 
 
 class AccountCircuit:
@@ -259,7 +273,38 @@ class Executor:
 
     # --- applying -------------------------------------------------------------------------
 
-    async def apply(self, plan: Plan, manifest: Manifest) -> list[ItemOutcome]:
+    async def read_fields(
+        self, account: DesiredAccount, op: Operation
+    ) -> dict[str, str | None] | None:
+        """The live values of the fields ``op`` changes; None when the monitor is gone."""
+        credentials = credentials_of(account)
+        record = Attempted()
+        if op.key.is_callback:
+            url = await self._request(
+                account.name, lambda: self.client.get_callback_settings(credentials), record
+            )
+            return {"record_callback": url}
+        monitors = await self._request(
+            account.name,
+            lambda: self.client.list_monitors(credentials, op.key.channel_id),
+            record,
+        )
+        found = next((m for m in monitors if m.id == op.key.monitor_id), None)
+        if found is None:
+            return None
+        return {change.field: getattr(found, change.field) for change in op.changes}
+
+    async def apply(
+        self,
+        plan: Plan,
+        manifest: Manifest,
+        *,
+        conflicts: ConflictCheck | None = None,
+        verify: bool = False,
+    ) -> list[ItemOutcome]:
+        """Carry out ``plan``. With ``conflicts``, each item is read again just before its
+        write and skipped as a conflict when the check objects; with ``verify``, each write
+        is read back and counted as failed when it did not stick."""
         accounts = {a.name: a for a in manifest.accounts}
         outcomes: list[ItemOutcome] = []
 
@@ -308,6 +353,10 @@ class Executor:
             )
             try:
                 self.circuit.check(account.name)
+                if conflicts is not None:
+                    reason = conflicts(op, await self.read_fields(account, op))
+                    if reason:
+                        raise Conflict(reason)
                 if self.before_write is not None:
                     self.before_write(op)
                 result = await self._request(
@@ -316,6 +365,14 @@ class Executor:
                 outcome.status = Status.CHANGED
                 outcome.request_id = result.request_id
                 outcome.http_status = result.http_status
+                if verify:
+                    check_stuck(op, await self.read_fields(account, op))
+            except NotStuck as not_stuck:
+                outcome.status = Status.FAILED
+                outcome.message = str(not_stuck)
+            except Conflict as conflict:
+                outcome.status = Status.CONFLICT
+                outcome.message = f"conflict: {conflict}"
             except PolyvError as error:
                 outcome.message = error.message
                 outcome.polyv_code = error.polyv_code
@@ -348,6 +405,24 @@ class Executor:
                     )
                 )
         return outcomes
+
+
+def check_stuck(op: Operation, live: dict[str, str | None] | None) -> None:
+    """Raise NotStuck when a field read back differs from what was written. A field POLYV
+    does not report (``None``) cannot be checked and is taken as written."""
+    if live is None:
+        raise NotStuck("written, but the monitor account is gone when read back")
+    for change in op.changes:
+        have = live.get(change.field)
+        if have is None and change.field != "record_callback":
+            continue
+        same = (
+            normalise_url(have) == normalise_url(change.after)
+            if change.field == "record_callback"
+            else have == change.after
+        )
+        if not same:
+            raise NotStuck(f"written, but reading back shows {change.field} did not change")
 
 
 def credentials_of(account: DesiredAccount) -> Credentials:

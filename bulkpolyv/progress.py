@@ -112,8 +112,9 @@ class RunProgress:
 
     def summary(self) -> str:
         c = self.counts
+        conflicts = f"conflicts={c[Status.CONFLICT]} " if c[Status.CONFLICT] else ""
         return (
             f"changed={c[Status.CHANGED]} unchanged={c[Status.UNCHANGED]} "
-            f"failed={c[Status.FAILED]} skipped={c[Status.SKIPPED]} "
+            f"failed={c[Status.FAILED]} skipped={c[Status.SKIPPED]} {conflicts}"
             f"requests={self.requests()} in {self.clock() - self.started:.1f}s"
         )

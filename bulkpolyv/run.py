@@ -29,6 +29,7 @@ from bulkpolyv.executor import Executor, ItemOutcome, RetryPolicy, Sleep, Status
 from bulkpolyv.journal import Journal, now_iso, write_report
 from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.plan import ItemKey, LiveState, Plan, check_safety, make_plan
+from bulkpolyv.planfile import ReviewedPlan
 from bulkpolyv.progress import RunProgress
 from bulkpolyv.ratelimit import CoolDown, PacedWindowLimiter, RequestGate
 
@@ -210,10 +211,15 @@ async def apply(
     progress_stream: Any = None,
     interactive: bool | None = None,
     handle_signals: bool = True,
+    reviewed: ReviewedPlan | None = None,
+    verify: bool = False,
 ) -> ApplyResult:
     """Read, plan, check safety, confirm, then apply, journal and report."""
     started_wall, started = now_iso(), time.monotonic()
-    plan, _ = await read_plan(runtime, manifest)
+    if reviewed is not None:
+        plan = reviewed.plan  # exactly what was reviewed; each item is re-read before writing
+    else:
+        plan, _ = await read_plan(runtime, manifest)
     result = ApplyResult(ApplyStatus.COMPLETED, plan)
     verdict = check_safety(plan)
     if verdict.refused and not force:
@@ -274,7 +280,12 @@ async def apply(
                 }
             )
         with progress:
-            result.outcomes = await executor.apply(plan, manifest)
+            result.outcomes = await executor.apply(
+                plan,
+                manifest,
+                conflicts=reviewed.conflict if reviewed is not None else None,
+                verify=verify,
+            )
         if executor.stopping.is_set():
             result.status = ApplyStatus.INTERRUPTED
         result.requests = runtime.gate.sent

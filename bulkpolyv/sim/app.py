@@ -55,6 +55,7 @@ class SimStats:
     dropped: int = 0
     slow_bodies: int = 0
     garbage: int = 0
+    lost_writes: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     peak_in_window: int = 0
     first_request_at: float | None = None
@@ -168,6 +169,9 @@ class PolyvSimulator:
             content_type, garbage = self.faults.garbage()
             return web.Response(body=garbage, content_type=content_type)
         request_id = self._next_request_id()
+        if fate is Fate.LOST_WRITE and request.method == "POST":
+            stats.lost_writes += 1
+            return web.json_response(_success(None if v4 else "", request_id, v4=v4))
         try:
             params = dict(request.query)
             if request.method == "POST" and not v4 and request.can_read_body:

@@ -17,6 +17,7 @@ class Fate(Enum):
     DROP = "drop"  # do the work, then cut the connection without an answer
     SLOW_BODY = "slow_body"  # serve, but trickle the body out
     GARBAGE = "garbage"  # answer 200 with a body no POLYV client can use
+    LOST_WRITE = "lost_write"  # a write answered "success" but never applied
 
 
 @dataclass
@@ -28,6 +29,7 @@ class FaultConfig:
     slow_body_rate: float = 0.0
     slow_body_seconds: float = 1.0
     garbage_rate: float = 0.0
+    lost_write_rate: float = 0.0
     seed: int = 0
 
     def update(self, changes: dict[str, float | int]) -> None:
@@ -53,12 +55,8 @@ class FaultInjector:
 
     def fate(self) -> Fate:
         c = self.config
-        if (
-            c.error_rate <= 0
-            and c.drop_rate <= 0
-            and c.slow_body_rate <= 0
-            and (c.garbage_rate <= 0)
-        ):
+        rates = (c.error_rate, c.drop_rate, c.slow_body_rate, c.garbage_rate, c.lost_write_rate)
+        if all(rate <= 0 for rate in rates):
             return Fate.SERVE
         draw = self._random.random()
         if draw < c.error_rate:
@@ -69,6 +67,8 @@ class FaultInjector:
             return Fate.SLOW_BODY
         if draw < c.error_rate + c.drop_rate + c.slow_body_rate + c.garbage_rate:
             return Fate.GARBAGE
+        if draw < sum(rates):
+            return Fate.LOST_WRITE
         return Fate.SERVE
 
     def garbage(self) -> tuple[str, bytes]:

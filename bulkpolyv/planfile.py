@@ -1,0 +1,146 @@
+"""Reviewed plans: ``plan --out plan.json`` writes one, ``apply --plan plan.json`` applies
+exactly it.
+
+The file is the plan's JSON (values redacted as everywhere) plus, per changed field, two
+fingerprints: of the value the plan saw and of the value it will write. They are HMACs keyed
+with the account's appSecret, so the file reveals nothing that could be guessed offline (a
+plain hash of a 6-character password would), while whoever runs the apply — and holds the
+secret — can check that the live value has not moved since the review (else the item is a
+*conflict*) and that the manifest still asks for what was reviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from bulkpolyv.errors import BulkPolyvError
+from bulkpolyv.manifest.model import DesiredAccount, Manifest
+from bulkpolyv.plan import PLAN_FORMAT_VERSION, FieldChange, ItemKey, Operation, OpKind, Plan
+
+
+class ReviewedPlanError(BulkPolyvError):
+    """A plan file that cannot be applied as it stands."""
+
+
+def fingerprint(app_secret: str, field: str, value: str | None) -> str:
+    text = f"{field}\0{'' if value is None else value}\0{value is None}"
+    return hmac.new(app_secret.encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def plan_file_dict(plan: Plan, manifest: Manifest) -> dict[str, Any]:
+    secrets = {a.name: a.app_secret for a in manifest.accounts}
+    data = plan.to_dict()
+    for entry, op in zip(data["operations"], plan.operations, strict=True):
+        secret = secrets[op.key.account]
+        for shown, change in zip(entry["changes"], op.changes, strict=True):
+            shown["before_fingerprint"] = (
+                fingerprint(secret, change.field, change.before) if change.before_known else None
+            )
+            shown["after_fingerprint"] = fingerprint(secret, change.field, change.after)
+    return data
+
+
+def write_plan_file(path: Path, plan: Plan, manifest: Manifest) -> None:
+    path.write_text(
+        json.dumps(plan_file_dict(plan, manifest), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+
+
+class ReviewedPlan:
+    """A plan file checked against the manifest, with the conflict check for apply."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReviewedPlanError(f"{path}: not a readable plan file ({exc})") from None
+        if not isinstance(data, dict) or data.get("format_version") != PLAN_FORMAT_VERSION:
+            raise ReviewedPlanError(f"{path}: not a bulkpolyv plan (format {PLAN_FORMAT_VERSION})")
+        if data.get("manifest_digest") != manifest.digest:
+            raise ReviewedPlanError(
+                f"{path}: the manifest (or one of its CSV files) changed since this plan was "
+                "made; run `bulkpolyv plan --out` again and review the new plan"
+            )
+        accounts = {a.name: a for a in manifest.accounts}
+        self.secrets = {a.name: a.app_secret for a in manifest.accounts}
+        self.before: dict[ItemKey, dict[str, str | None]] = {}
+        operations = []
+        for entry in data.get("operations", []):
+            operations.append(self._operation(entry, accounts))
+        self.plan = Plan(
+            manifest=manifest.path,
+            manifest_digest=manifest.digest,
+            operations=tuple(sorted(operations, key=lambda o: o.key)),
+            problems=(),
+            unchanged=(),
+            managed_callbacks=sum(1 for a in manifest.accounts if a.manages_callback),
+            managed_enables=sum(
+                1
+                for a in manifest.accounts
+                for c in a.channels
+                for m in c.monitors
+                if m.enable is not None
+            ),
+        )
+
+    def _operation(self, entry: dict[str, Any], accounts: dict[str, DesiredAccount]) -> Operation:
+        key = ItemKey(entry["account"], entry.get("channel_id") or 0, entry.get("monitor_id") or 0)
+        account = accounts.get(key.account)
+        if account is None:
+            raise ReviewedPlanError(f"the plan names account {key.account!r}, not in the manifest")
+        desired, source = _desired(account, key)
+        changes = []
+        self.before[key] = {}
+        for shown in entry["changes"]:
+            field = shown["field"]
+            want = desired.get(field) if desired is not None else None
+            if (
+                desired is None
+                or field not in desired
+                or not hmac.compare_digest(
+                    fingerprint(account.app_secret, field, want), shown["after_fingerprint"]
+                )
+            ):
+                raise ReviewedPlanError(
+                    f"{key}: the manifest no longer asks for the reviewed {field} (an "
+                    "environment variable changed?); run `bulkpolyv plan --out` again"
+                )
+            # The before value as the reviewer saw it (redacted) is for display only; the
+            # conflict check uses its fingerprint.
+            known = shown.get("before_fingerprint") is not None
+            changes.append(
+                FieldChange(field, shown.get("before") if known else None, want, before_known=known)
+            )
+            self.before[key][field] = shown.get("before_fingerprint")
+        return Operation(OpKind(entry["op"]), key, tuple(changes), source)
+
+    def conflict(self, op: Operation, live: dict[str, str | None] | None) -> str | None:
+        if live is None:
+            return "the monitor account no longer exists"
+        secret = self.secrets[op.key.account]
+        for field, expected in self.before[op.key].items():
+            if expected is not None and not hmac.compare_digest(
+                fingerprint(secret, field, live.get(field)), expected
+            ):
+                return f"the live {field} changed since the plan was reviewed"
+        return None
+
+
+def _desired(account: DesiredAccount, key: ItemKey) -> tuple[dict[str, str | None] | None, Any]:
+    if key.is_callback:
+        if not account.manages_callback:
+            return None, account.source
+        return {"record_callback": account.record_callback}, (
+            account.callback_source or account.source
+        )
+    for channel in account.channels:
+        if channel.channel_id == key.channel_id:
+            for monitor in channel.monitors:
+                if monitor.id == key.monitor_id:
+                    return {f: getattr(monitor, f) for f in monitor.managed_fields}, monitor.source
+    return None, account.source

@@ -1,0 +1,105 @@
+"""The operator's toolkit end to end: reviewed plans, verified applies, export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bulkpolyv.cli import cli
+from bulkpolyv.sim import FaultConfig
+from tests.simthread import ENV, running_sim, seeded_state, write_manifest
+from tests.test_apply_e2e import run_args, state_matches_manifest
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path, write_manifest(tmp_path, channels=6)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_reviewed_plan_is_applied_exactly(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        planned = invoke(
+            "plan", str(manifest), "--api-base", sim.url, "--out", str(tmp_path / "plan.json")
+        )
+        assert planned.exit_code == 2
+        reviewed = json.loads((tmp_path / "plan.json").read_text())
+        assert all(c["after_fingerprint"] for o in reviewed["operations"] for c in o["changes"])
+        result = invoke(*run_args(sim, manifest, tmp_path, "--plan", str(tmp_path / "plan.json")))
+        assert result.exit_code == 0, result.output
+        assert state_matches_manifest(sim)
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["totals"]["changed"] == len(reviewed["operations"])
+
+
+def test_an_item_that_moved_since_the_review_is_a_conflict(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        invoke("plan", str(manifest), "--api-base", sim.url, "--out", str(tmp_path / "plan.json"))
+        operations = json.loads((tmp_path / "plan.json").read_text())["operations"]
+        moved = next(o for o in operations if o["monitor_id"] and o["account"] == "east")
+        monitor = sim.simulator.state.accounts["app-east"].channels[moved["channel_id"]][
+            moved["monitor_id"]
+        ]
+        field = moved["changes"][0]["field"]
+        edit = {
+            "nickname": "edited-by-hand",
+            "password": "hand-pw-1",
+            "enable": moved["changes"][0]["after"],
+        }[field]  # someone got there first
+        setattr(monitor, field, edit)
+        result = invoke(*run_args(sim, manifest, tmp_path, "--plan", str(tmp_path / "plan.json")))
+        assert result.exit_code == 3
+        assert "conflicts=1" in result.output
+        assert getattr(monitor, field) == edit
+    items = json.loads((tmp_path / "report.json").read_text())["items"]
+    (conflict,) = [i for i in items if i["status"] == "conflict"]
+    assert (conflict["channel_id"], conflict["monitor_id"]) == (
+        moved["channel_id"],
+        moved["monitor_id"],
+    )
+    assert "changed since the plan was reviewed" in conflict["message"]
+
+
+def test_a_plan_for_an_older_manifest_is_refused(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        invoke("plan", str(manifest), "--api-base", sim.url, "--out", str(tmp_path / "plan.json"))
+        manifest.write_text(manifest.read_text() + "# edited after the review\n")
+        result = invoke(*run_args(sim, manifest, tmp_path, "--plan", str(tmp_path / "plan.json")))
+        assert result.exit_code == 1
+        assert "changed since this plan was made" in result.stderr
+        assert sim.simulator.stats.writes == 0
+
+
+def test_a_reviewed_plan_whose_secret_values_changed_is_refused(world, monkeypatch):
+    tmp_path, manifest = world
+    state = seeded_state(manifest, {})
+    state.accounts["app-east"].channels[1000][1].password = "stale-password"
+    with running_sim(state) as sim:
+        invoke("plan", str(manifest), "--api-base", sim.url, "--out", str(tmp_path / "plan.json"))
+        monkeypatch.setenv("T_MON_PW", "ANOTHER-PASSWORD")
+        result = invoke(*run_args(sim, manifest, tmp_path, "--plan", str(tmp_path / "plan.json")))
+        assert result.exit_code == 1 and "no longer asks for the reviewed password" in result.stderr
+
+
+def test_verify_catches_writes_that_did_not_stick(world):
+    tmp_path, manifest = world
+    faults = FaultConfig(lost_write_rate=1.0)
+    with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+        unverified = invoke(*run_args(sim, manifest, tmp_path))
+        assert unverified.exit_code == 0  # POLYV said success every time
+        verified = invoke(*run_args(sim, manifest, tmp_path, "--verify"))
+        assert verified.exit_code == 3
+    items = json.loads((tmp_path / "report.json").read_text())["items"]
+    failed = [i for i in items if i["status"] == "failed"]
+    assert failed and all("did not change" in i["message"] for i in failed)
