@@ -8,6 +8,7 @@ by the safety check; 5 another run holds the lock; 130 interrupted.
 from __future__ import annotations
 
 import asyncio
+import csv
 import ipaddress
 import json
 import logging
@@ -365,6 +366,81 @@ async def _apply(
     counts = result.counts
     troubled = counts["failed"] or counts["skipped"] or counts["conflict"]
     return EXIT_PARTIAL if troubled else EXIT_OK
+
+
+def _channel_ids(channels: str | None, channels_file: str | None) -> list[int] | None:
+    if channels and channels_file:
+        raise click.UsageError("give --channels or --channels-file, not both")
+    try:
+        if channels:
+            return [int(part) for part in channels.replace(" ", "").split(",") if part]
+        if channels_file:
+            lines = Path(channels_file).read_text(encoding="utf-8-sig").splitlines()
+            if lines and "channel_id" in lines[0]:
+                rows = csv.DictReader(lines)
+                return sorted({int(row["channel_id"]) for row in rows if row["channel_id"]})
+            return [int(line) for line in lines if line.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"channel ids must be whole numbers ({exc})") from None
+    return None
+
+
+@cli.command(name="export")
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path())
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="Account name from MANIFEST; repeatable (default: all).",
+)
+@click.option("--channels", help="Comma-separated channel ids (default: the manifest's).")
+@click.option(
+    "--channels-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A CSV with a channel_id column, or one channel id per line.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="The manifest to write."
+)
+@click.option(
+    "--csv-over",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Put an account's monitors in a CSV file when it has more than this.",
+)
+@click.option("--api-base", envvar="BULKPOLYV_API_BASE", help="Override the manifest's api_base.")
+@click.option("--insecure", is_flag=True, help="Skip TLS checks (local simulator only).")
+def export_command(
+    manifest_path: str,
+    accounts: tuple[str, ...],
+    channels: str | None,
+    channels_file: str | None,
+    out: str,
+    csv_over: int,
+    api_base: str | None,
+    insecure: bool,
+) -> None:
+    """Write the live state of accounts as a manifest (secrets stay ${VAR} references)."""
+    from bulkpolyv.export import export
+
+    manifest = _load(manifest_path)
+    ids = _channel_ids(channels, channels_file)
+    settings = _settings(api_base, None, None, None, 300.0, insecure)
+    _warn_about_transport(settings.api_base or manifest.api_base, insecure)
+
+    async def run() -> list[Path]:
+        async with open_runtime(manifest, settings) as runtime:
+            return await export(
+                manifest, runtime, names=accounts, channel_ids=ids, out=Path(out), csv_over=csv_over
+            )
+
+    try:
+        written = asyncio.run(run())
+    except BulkPolyvError as error:
+        _fail(str(error))
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -45,6 +45,8 @@ class ItemKey:
     def __str__(self) -> str:
         if self.is_callback:
             return f"{self.account} record callback"
+        if not self.monitor_id:
+            return f"{self.account}/{self.channel_id}"
         return f"{self.account}/{self.channel_id} monitor {self.monitor_id}"
 
 

@@ -103,3 +103,70 @@ def test_verify_catches_writes_that_did_not_stick(world):
     items = json.loads((tmp_path / "report.json").read_text())["items"]
     failed = [i for i in items if i["status"] == "failed"]
     assert failed and all("did not change" in i["message"] for i in failed)
+
+
+@pytest.mark.parametrize("csv_over", [100, 5])
+def test_export_then_plan_shows_no_changes(world, csv_over):
+    tmp_path, manifest = world
+    state = seeded_state(manifest, {})
+    with running_sim(state) as sim:
+        out = tmp_path / "exported" / "live.yaml"
+        out.parent.mkdir()
+        result = invoke(
+            "export",
+            str(manifest),
+            "--api-base",
+            sim.url,
+            "--out",
+            str(out),
+            "--csv-over",
+            str(csv_over),
+        )
+        assert result.exit_code == 0, result.output
+        text = out.read_text()
+        assert "${T_EAST_SECRET}" in text and "EASTSECRET" not in text
+        assert "MONPASS" not in text and "password" not in text.split("accounts:")[1]
+        assert ("channels_file" in text) == (csv_over == 5)
+        planned = invoke("plan", str(out), "--api-base", sim.url)
+        assert planned.exit_code == 0, planned.output
+        assert "No changes" in planned.output
+
+
+def test_export_of_chosen_accounts_and_channels(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        (tmp_path / "ids.csv").write_text("channel_id\n1001\n1003\n")
+        out = tmp_path / "east.yaml"
+        result = invoke(
+            "export",
+            str(manifest),
+            "--api-base",
+            sim.url,
+            "--account",
+            "east",
+            "--channels-file",
+            str(tmp_path / "ids.csv"),
+            "--out",
+            str(out),
+        )
+        assert result.exit_code == 0, result.output
+        assert sim.simulator.stats.requests == 3  # one callback read, two monitor lists
+        validated = invoke("validate", str(out))
+        assert "east: 1 callback, 4 monitors on 2 channels" in validated.output
+
+
+def test_export_refuses_to_write_a_partial_manifest(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = invoke(
+            "export",
+            str(manifest),
+            "--api-base",
+            sim.url,
+            "--channels",
+            "999",
+            "--out",
+            str(tmp_path / "x.yaml"),
+        )
+        assert result.exit_code == 1
+        assert "nothing written" in result.stderr and not (tmp_path / "x.yaml").exists()
