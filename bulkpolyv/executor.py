@@ -234,14 +234,12 @@ class Executor:
 
     # --- reading live state ---------------------------------------------------------------
 
-    async def refresh(self, manifest: Manifest) -> LiveState:
+    async def refresh(
+        self, manifest: Manifest, *, on_read: Callable[[], None] | None = None
+    ) -> LiveState:
         """One callback read per managed account, one monitor list per managed channel."""
         live = LiveState()
-        reads: list[tuple[DesiredAccount, int]] = []
-        for account in manifest.accounts:
-            if account.manages_callback:
-                reads.append((account, 0))
-            reads.extend((account, channel.channel_id) for channel in account.channels)
+        reads = list(reads_for(manifest))
 
         async def read(item: tuple[DesiredAccount, int]) -> None:
             account, channel_id = item
@@ -268,7 +266,12 @@ class Executor:
             except Skip as skipped:  # the account's circuit opened during the reads
                 live.account_failures.setdefault(account.name, str(skipped))
 
-        await self._pool(reads, read)
+        async def read_and_count(item: tuple[DesiredAccount, int]) -> None:
+            await read(item)
+            if on_read is not None:
+                on_read()
+
+        await self._pool(reads, read_and_count)
         return live
 
     # --- applying -------------------------------------------------------------------------
@@ -405,6 +408,15 @@ class Executor:
                     )
                 )
         return outcomes
+
+
+def reads_for(manifest: Manifest) -> Iterator[tuple[DesiredAccount, int]]:
+    """What refresh reads: (account, 0) for its callback, (account, channel) per channel."""
+    for account in manifest.accounts:
+        if account.manages_callback:
+            yield account, 0
+        for channel in account.channels:
+            yield account, channel.channel_id
 
 
 def check_stuck(op: Operation, live: dict[str, str | None] | None) -> None:

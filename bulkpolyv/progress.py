@@ -32,14 +32,18 @@ class RunProgress:
         requests: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.monotonic,
         heartbeat: float = HEARTBEAT_SECONDS,
+        label: str = "apply",
+        started: float | None = None,
     ) -> None:
         self.total = total
+        self.label = label
+        self.ticks = 0  # progress that is not an item outcome (reads)
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.counts: Counter[Status] = Counter()
         self.requests = requests
         self.clock = clock
-        self.started = clock()
+        self.started = clock() if started is None else started
         self.cooling_until: float | None = None
         self._heartbeat = heartbeat
         self._ticker: asyncio.Task[None] | None = None
@@ -48,12 +52,12 @@ class RunProgress:
 
     @property
     def done(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.counts.values()) + self.ticks
 
     def __enter__(self) -> RunProgress:
         if self.interactive:
             self._bar = Progress(
-                TextColumn("[bold]apply"),
+                TextColumn(f"[bold]{self.label}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[detail]}"),
@@ -78,6 +82,11 @@ class RunProgress:
         if self._bar is not None and (self.done % 50 == 0 or self.done == self.total):
             self._refresh()
 
+    def tick(self) -> None:
+        self.ticks += 1
+        if self._bar is not None and (self.done % 50 == 0 or self.done == self.total):
+            self._refresh()
+
     def cooling(self, seconds: float) -> None:
         self.cooling_until = self.clock() + seconds
         self.stream.write(
@@ -86,10 +95,12 @@ class RunProgress:
 
     def _detail(self) -> str:
         elapsed = max(self.clock() - self.started, 1e-6)
-        detail = (
-            f"changed={self.counts[Status.CHANGED]} failed={self.counts[Status.FAILED]} "
-            f"{self.requests() / elapsed:.0f} req/s"
-        )
+        detail = f"{self.requests() / elapsed:.0f} req/s"
+        if self.label == "apply":
+            detail = (
+                f"changed={self.counts[Status.CHANGED]} "
+                f"failed={self.counts[Status.FAILED]} {detail}"
+            )
         if self.cooling_until and self.clock() < self.cooling_until:
             detail += f" cooling down ({self.cooling_until - self.clock():.0f} s left)"
         return detail
@@ -106,7 +117,7 @@ class RunProgress:
                     self._refresh()
                 else:
                     self.stream.write(
-                        f"bulkpolyv: {self.done}/{self.total} items, {self._detail()}\n"
+                        f"bulkpolyv: {self.label} {self.done}/{self.total}, {self._detail()}\n"
                     )
                     self.stream.flush()
 

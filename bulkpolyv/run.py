@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from bulkpolyv.client import PolyvClient, new_session
-from bulkpolyv.executor import Executor, ItemOutcome, RetryPolicy, Sleep, Status
+from bulkpolyv.executor import Executor, ItemOutcome, RetryPolicy, Sleep, Status, reads_for
 from bulkpolyv.journal import Journal, now_iso, write_report
 from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.plan import ItemKey, LiveState, Plan, check_safety, make_plan
@@ -109,8 +109,24 @@ async def open_runtime(
         yield Runtime(client, gate, executor, api_base)
 
 
-async def read_plan(runtime: Runtime, manifest: Manifest) -> tuple[Plan, LiveState]:
-    live = await runtime.executor.refresh(manifest)
+async def read_plan(
+    runtime: Runtime,
+    manifest: Manifest,
+    *,
+    progress_stream: Any = None,
+    interactive: bool | None = None,
+) -> tuple[Plan, LiveState]:
+    """Read the live state (with a progress bar or heartbeat on stderr) and plan."""
+    total = sum(1 for _ in reads_for(manifest))
+    with RunProgress(
+        total,
+        label="read",
+        stream=progress_stream,
+        interactive=interactive,
+        requests=lambda: runtime.gate.sent,
+    ) as progress:
+        runtime.gate.on_cooldown = progress.cooling
+        live = await runtime.executor.refresh(manifest, on_read=progress.tick)
     return make_plan(manifest, live), live
 
 
@@ -219,7 +235,9 @@ async def apply(
     if reviewed is not None:
         plan = reviewed.plan  # exactly what was reviewed; each item is re-read before writing
     else:
-        plan, _ = await read_plan(runtime, manifest)
+        plan, _ = await read_plan(
+            runtime, manifest, progress_stream=progress_stream, interactive=interactive
+        )
     result = ApplyResult(ApplyStatus.COMPLETED, plan)
     verdict = check_safety(plan)
     if verdict.refused and not force:
@@ -239,6 +257,7 @@ async def apply(
         stream=progress_stream,
         interactive=interactive,
         requests=lambda: runtime.gate.sent,
+        started=started,  # the final line's time covers the reads too
     )
     runtime.gate.on_cooldown = progress.cooling
 

@@ -170,3 +170,17 @@ def test_export_refuses_to_write_a_partial_manifest(world):
         )
         assert result.exit_code == 1
         assert "nothing written" in result.stderr and not (tmp_path / "x.yaml").exists()
+
+
+def test_log_format_json_verbosity_and_quiet(world, monkeypatch):
+    tmp_path, manifest = world
+    monkeypatch.setenv("T_WEST_SECRET", "WRONG-west")  # some warnings to log
+    with running_sim(seeded_state(manifest, {})) as sim:
+        loud = invoke("-v", "--log-format", "json", *run_args(sim, manifest, tmp_path))
+        lines = [json.loads(line) for line in loud.stderr.splitlines() if line.startswith("{")]
+        assert {"ts", "level", "logger", "message"} <= set(lines[0])
+        assert any(line["level"] == "INFO" for line in lines)
+        assert any(line["message"].startswith("apply: item=") for line in lines)
+        quiet = invoke("-q", *run_args(sim, manifest, tmp_path))
+        assert "WARNING" not in quiet.stderr and "apply: item=" not in quiet.stderr
+        assert "changed=" in quiet.stdout  # the final line always comes
