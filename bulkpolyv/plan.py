@@ -314,16 +314,24 @@ def make_plan(manifest: Manifest, live: LiveState) -> Plan:
                 else:
                     op = diff_monitor(account.name, channel.channel_id, monitor, listed[monitor.id])
                     operations.append(op) if op else unchanged.append((key, monitor.source))
-    # Sorted by item so that a plan reads the same every time, whatever order reads finished in.
-    operations.sort(key=lambda o: o.key)
-    problems.sort(key=lambda p: p.key)
-    unchanged.sort(key=lambda u: u[0])
+    return assemble_plan(manifest, operations, problems, unchanged)
+
+
+def assemble_plan(
+    manifest: Manifest,
+    operations: Iterable[Operation],
+    problems: Iterable[PlanProblem] = (),
+    unchanged: Iterable[tuple[ItemKey, Location]] = (),
+) -> Plan:
+    """A Plan for ``manifest``: entries sorted by item (so a plan reads the same every
+    time, whatever order the reads finished in) and the managed counts the safety check
+    needs."""
     return Plan(
         manifest=manifest.path,
         manifest_digest=manifest.digest,
-        operations=tuple(operations),
-        problems=tuple(problems),
-        unchanged=tuple(unchanged),
+        operations=tuple(sorted(operations, key=lambda o: o.key)),
+        problems=tuple(sorted(problems, key=lambda p: p.key)),
+        unchanged=tuple(sorted(unchanged, key=lambda u: u[0])),
         managed_callbacks=sum(1 for a in manifest.accounts if a.manages_callback),
         managed_enables=sum(
             1

@@ -19,7 +19,15 @@ from typing import Any
 
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.manifest.model import DesiredAccount, Manifest
-from bulkpolyv.plan import PLAN_FORMAT_VERSION, FieldChange, ItemKey, Operation, OpKind, Plan
+from bulkpolyv.plan import (
+    PLAN_FORMAT_VERSION,
+    FieldChange,
+    ItemKey,
+    Operation,
+    OpKind,
+    Plan,
+    assemble_plan,
+)
 
 
 class ReviewedPlanError(BulkPolyvError):
@@ -72,21 +80,7 @@ class ReviewedPlan:
         operations = []
         for entry in data.get("operations", []):
             operations.append(self._operation(entry, accounts))
-        self.plan = Plan(
-            manifest=manifest.path,
-            manifest_digest=manifest.digest,
-            operations=tuple(sorted(operations, key=lambda o: o.key)),
-            problems=(),
-            unchanged=(),
-            managed_callbacks=sum(1 for a in manifest.accounts if a.manages_callback),
-            managed_enables=sum(
-                1
-                for a in manifest.accounts
-                for c in a.channels
-                for m in c.monitors
-                if m.enable is not None
-            ),
-        )
+        self.plan = assemble_plan(manifest, operations)
 
     def _operation(self, entry: dict[str, Any], accounts: dict[str, DesiredAccount]) -> Operation:
         key = ItemKey(entry["account"], entry.get("channel_id") or 0, entry.get("monitor_id") or 0)
