@@ -184,3 +184,17 @@ def test_log_format_json_verbosity_and_quiet(world, monkeypatch):
         quiet = invoke("-q", *run_args(sim, manifest, tmp_path))
         assert "WARNING" not in quiet.stderr and "apply: item=" not in quiet.stderr
         assert "changed=" in quiet.stdout  # the final line always comes
+
+
+def test_plan_as_markdown_is_a_table_with_manifest_places(world):
+    _, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = invoke("plan", str(manifest), "--api-base", sim.url, "--format", "markdown")
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| op | account | channel | monitor | field | before | after | manifest |"
+    rows = [line for line in lines[2:] if line.startswith("|")]
+    assert rows and all(line.count(" | ") == 7 for line in rows)
+    assert any(f"{manifest}:" in row or "west.csv:" in row for row in rows)
+    assert "CBTOKEN" not in result.stdout and "MONPASS" not in result.stdout
+    assert lines[-1].startswith("Plan: ")
