@@ -535,6 +535,8 @@ def main() -> None:
         cli(standalone_mode=True)
     except BulkPolyvError as error:
         _fail(str(error))
+    except KeyboardInterrupt:  # outside apply's own handling: reads, prompts, export
+        _fail("interrupted", EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

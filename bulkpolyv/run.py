@@ -16,7 +16,7 @@ import json
 import random
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -232,13 +232,23 @@ async def apply(
 ) -> ApplyResult:
     """Read, plan, check safety, confirm, then apply, journal and report."""
     started_wall, started = now_iso(), time.monotonic()
+    executor = runtime.executor
     if reviewed is not None:
         plan = reviewed.plan  # exactly what was reviewed; each item is re-read before writing
     else:
-        plan, _ = await read_plan(
-            runtime, manifest, progress_stream=progress_stream, interactive=interactive
-        )
+        with _stop_on_signals(executor, handle_signals):
+            plan, _ = await read_plan(
+                runtime, manifest, progress_stream=progress_stream, interactive=interactive
+            )
     result = ApplyResult(ApplyStatus.COMPLETED, plan)
+    if executor.stopping.is_set():  # interrupted while reading: a partial plan, never applied
+        result.status = ApplyStatus.INTERRUPTED
+        result.requests = runtime.gate.sent
+        result.summary = (
+            f"interrupted while reading the live state; nothing was written "
+            f"(requests={result.requests})"
+        )
+        return result
     verdict = check_safety(plan)
     if verdict.refused and not force:
         result.status, result.safety_reasons = ApplyStatus.REFUSED, verdict.reasons
@@ -249,7 +259,6 @@ async def apply(
     if not plan.has_changes and not plan.problems:
         result.status = ApplyStatus.NOTHING_TO_DO
 
-    executor = runtime.executor
     journal = Journal(journal_path) if journal_path else None
     result.journal = journal_path
     progress = RunProgress(
@@ -279,62 +288,72 @@ async def apply(
             )
 
     executor.on_outcome, executor.before_write = on_outcome, before_write
+    with _stop_on_signals(executor, handle_signals):
+        try:
+            if journal is not None:
+                journal.start()
+                journal.write(
+                    {
+                        "event": "start",
+                        "manifest": manifest.path,
+                        "manifest_digest": manifest.digest,
+                        "plan_checksum": plan.checksum(),
+                        "operations": len(plan.operations),
+                    }
+                )
+            with progress:
+                result.outcomes = await executor.apply(
+                    plan,
+                    manifest,
+                    conflicts=reviewed.conflict if reviewed is not None else None,
+                    verify=verify,
+                )
+            if executor.stopping.is_set():
+                result.status = ApplyStatus.INTERRUPTED
+            result.requests = runtime.gate.sent
+            result.summary = progress.summary()
+            if journal is not None:
+                journal.write(
+                    {
+                        "event": "end",
+                        "status": result.status.value,
+                        **result.counts,
+                        "requests": result.requests,
+                    }
+                )
+        finally:
+            if journal is not None:
+                await journal.close()
+            if report_path is not None:
+                write_report(
+                    report_path,
+                    build_report(
+                        manifest,
+                        result,
+                        started_wall,
+                        time.monotonic() - started,
+                        runtime.gate.cooldown.trips,
+                    ),
+                )
+    return result
+
+
+@contextlib.contextmanager
+def _stop_on_signals(executor: Executor, enabled: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the executor to stop dispatching (requests in flight finish).
+    Not held around the confirmation prompt: there, Ctrl-C must end the program at once."""
     loop = asyncio.get_running_loop()
     installed = []
-    if handle_signals:
+    if enabled:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, executor.stop)
                 installed.append(signum)
     try:
-        if journal is not None:
-            journal.start()
-            journal.write(
-                {
-                    "event": "start",
-                    "manifest": manifest.path,
-                    "manifest_digest": manifest.digest,
-                    "plan_checksum": plan.checksum(),
-                    "operations": len(plan.operations),
-                }
-            )
-        with progress:
-            result.outcomes = await executor.apply(
-                plan,
-                manifest,
-                conflicts=reviewed.conflict if reviewed is not None else None,
-                verify=verify,
-            )
-        if executor.stopping.is_set():
-            result.status = ApplyStatus.INTERRUPTED
-        result.requests = runtime.gate.sent
-        result.summary = progress.summary()
-        if journal is not None:
-            journal.write(
-                {
-                    "event": "end",
-                    "status": result.status.value,
-                    **result.counts,
-                    "requests": result.requests,
-                }
-            )
+        yield
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-        if journal is not None:
-            await journal.close()
-        if report_path is not None:
-            write_report(
-                report_path,
-                build_report(
-                    manifest,
-                    result,
-                    started_wall,
-                    time.monotonic() - started,
-                    runtime.gate.cooldown.trips,
-                ),
-            )
-    return result
 
 
 def build_report(

@@ -223,3 +223,26 @@ def test_sigint_mid_run_leaves_journal_and_report(world):
         report = json.loads((tmp_path / "report.json").read_text())
         assert report["status"] == "interrupted"
         assert report["totals"]["skipped"] > 0
+
+
+def test_sigint_while_reading_writes_nothing_and_exits_130(world):
+    tmp_path, manifest = world
+    faults = FaultConfig(latency_min=0.2, latency_max=0.2)
+    with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+        args = run_args(sim, manifest, tmp_path, "--concurrency", "2")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulkpolyv", *args],
+            env={**os.environ, **ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while sim.simulator.stats.requests < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+        assert process.returncode == 130, err
+        assert "nothing was written" in out
+        assert sim.simulator.stats.writes == 0
+        assert sim.simulator.stats.requests < 42  # it stopped reading
