@@ -1,147 +1,43 @@
 """The ``bulkpolyv`` command: parse flags, call the library, map outcomes to exit codes.
 
-Exit codes: 0 done / nothing to do / valid; 1 error before any write (bad manifest, bad
-flags, declined); 2 ``plan`` found changes; 3 some items failed or were skipped; 4 refused
-by the safety check; 5 another run holds the lock; 130 interrupted.
+Exit codes are :class:`~bulkpolyv.options.ExitCode`: 0 done / nothing to do / valid; 1
+error before any write (bad manifest, bad flags, declined); 2 ``plan`` found changes; 3 some
+items failed or were skipped; 4 refused by the safety check; 5 another run holds the lock;
+130 interrupted. The command, not the library, chooses what the terminal shows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import ipaddress
 import json
-import logging
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
 from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.journal import LockBusy, RunLock, default_journal_path, default_lock_path
-from bulkpolyv.manifest import Manifest, ManifestError, ManifestSpec, load_manifest
-from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
-from bulkpolyv.plan import Plan, render_json, render_markdown, render_text
-from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
-from bulkpolyv.run import (
-    ApplyStatus,
-    RunSettings,
-    apply,
-    failed_items,
-    open_runtime,
-    read_plan,
-    select,
+from bulkpolyv.journal import journal_for
+from bulkpolyv.manifest import ManifestError, ManifestSpec, load_manifest
+from bulkpolyv.options import (
+    API_BASE,
+    INSECURE,
+    ExitCode,
+    fail,
+    load,
+    parse_rate,
+    run_options,
+    warn_about_transport,
 )
+from bulkpolyv.plan import Plan
+from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
+from bulkpolyv.progress import RunProgress, on_a_terminal
+from bulkpolyv.render import render_json, render_markdown, render_text
+from bulkpolyv.report import ApplyResult, ApplyStatus, failed_items
+from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan, select
+from bulkpolyv.runlock import LockBusy, lock_for
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PARTIAL, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
-EXIT_INTERRUPTED = 130
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
-
-log = logging.getLogger("bulkpolyv")
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"bulkpolyv: {message}", err=True)
-    sys.exit(code)
-
-
-def _load(path: str, *, resolve_env: bool = True) -> Manifest:
-    try:
-        return load_manifest(path, resolve_env=resolve_env)
-    except ManifestError as error:
-        click.echo(str(error), err=True)
-        sys.exit(EXIT_ERROR)
-
-
-def _parse_rate(text: str | None) -> tuple[int | None, float | None]:
-    if not text:
-        return None, None
-    try:
-        count, seconds = text.split("/", 1)
-        return int(count), float(seconds)
-    except ValueError:
-        raise click.BadParameter("use N/S, e.g. 1200/10", param_hint="--rate") from None
-
-
-def _warn_about_transport(api_base: str, insecure: bool) -> None:
-    parts = urlsplit(api_base)
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "http" and not loopback:
-        click.echo(
-            f"bulkpolyv: WARNING: {parts.scheme}://{host} is plain HTTP: requests and "
-            "monitor passwords cross the network unencrypted",
-            err=True,
-        )
-    if insecure:
-        click.echo(
-            "bulkpolyv: WARNING: --insecure: TLS certificates are NOT checked. Use it "
-            "only against a local simulator.",
-            err=True,
-        )
-
-
-def run_options(func: Any) -> Any:
-    options = [
-        click.option(
-            "--api-base",
-            envvar="BULKPOLYV_API_BASE",
-            help="Override the manifest's api_base (e.g. a local `bulkpolyv sim`).",
-        ),
-        click.option("--rate", help="Requests per window, N/S (default: the manifest's limits)."),
-        click.option("--concurrency", type=click.IntRange(1, 1000), help="Requests in flight."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request."),
-        click.option(
-            "--only",
-            multiple=True,
-            help="Only these accounts (glob) or account/channel_id; repeatable.",
-        ),
-        click.option(
-            "--cooldown",
-            type=click.FloatRange(min=0),
-            default=300.0,
-            show_default=True,
-            help="Seconds to pause everything after a rate limit.",
-        ),
-        click.option("--insecure", is_flag=True, help="Skip TLS checks (local simulator only)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _settings(
-    api_base: str | None,
-    rate: str | None,
-    concurrency: int | None,
-    timeout: float | None,
-    cooldown: float,
-    insecure: bool,
-) -> RunSettings:
-    requests, per_seconds = _parse_rate(rate)
-    if (
-        requests is not None
-        and per_seconds is not None
-        and worst_case_per_polyv_window(requests, per_seconds) > POLYV_CEILING_REQUESTS
-    ):
-        raise click.BadParameter(
-            f"{rate} can exceed POLYV's 1500 requests per 10 s", param_hint="--rate"
-        )
-    return RunSettings(
-        api_base=api_base,
-        requests=requests,
-        per_seconds=per_seconds,
-        concurrency=concurrency,
-        timeout=timeout,
-        cooldown=cooldown,
-        insecure=insecure,
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,13 +47,11 @@ def _settings(
     "--log-format", type=click.Choice(["text", "json"]), default="text", help="Log line format."
 )
 @click.version_option(package_name="bulkpolyv")
-@click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool, log_format: str) -> None:
+def cli(verbose: int, quiet: bool, log_format: str) -> None:
     """Bring POLYV record callbacks and monitor accounts to the state in a YAML manifest."""
     from bulkpolyv.logs import configure_logging
 
     configure_logging(verbose=verbose, quiet=quiet, json_format=log_format == "json")
-    ctx.obj = {"quiet": quiet}
 
 
 @cli.command()
@@ -176,7 +70,7 @@ def validate(manifests: tuple[str, ...], no_env: bool) -> None:
         click.echo(f"{path}: valid")
         for line in manifest.summary_lines():
             click.echo(f"  {line}")
-    sys.exit(EXIT_ERROR if bad else EXIT_OK)
+    sys.exit(ExitCode.ERROR if bad else ExitCode.OK)
 
 
 @cli.command()
@@ -195,34 +89,23 @@ def schema() -> None:
     help="Also write the plan here, for review and `apply --plan`.",
 )
 def plan(
-    manifest_path: str,
-    api_base: str | None,
-    rate: str | None,
-    concurrency: int | None,
-    timeout: float | None,
-    only: tuple[str, ...],
-    cooldown: float,
-    insecure: bool,
-    fmt: str,
-    out: str | None,
+    manifest_path: str, settings: RunSettings, only: tuple[str, ...], fmt: str, out: str | None
 ) -> None:
     """Read the live state and show what apply would change (exit 2 when changes pending)."""
-    manifest = select(_load(manifest_path), only)
-    settings = _settings(api_base, rate, concurrency, timeout, cooldown, insecure)
-    _warn_about_transport(settings.api_base or manifest.api_base, insecure)
+    manifest = select(load(manifest_path), only)
+    warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
 
     async def run() -> Plan:
-        async with open_runtime(manifest, settings) as runtime:
-            result, _ = await read_plan(runtime, manifest)
-            return result
+        async with open_runtime(manifest, settings, events=RunProgress()) as runtime:
+            return await read_plan(runtime, manifest)
 
     result = asyncio.run(run())
     click.echo(RENDERERS[fmt](result))
     if out:
         write_plan_file(Path(out), result, manifest)
     if result.problems:
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_CHANGES if result.has_changes else EXIT_OK)
+        sys.exit(ExitCode.ERROR)
+    sys.exit(ExitCode.CHANGES if result.has_changes else ExitCode.OK)
 
 
 @cli.command(name="apply")
@@ -253,13 +136,8 @@ def plan(
 @click.option("--verify", is_flag=True, help="Read back every write; one that did not stick fails.")
 def apply_command(
     manifest_path: str,
-    api_base: str | None,
-    rate: str | None,
-    concurrency: int | None,
-    timeout: float | None,
+    settings: RunSettings,
     only: tuple[str, ...],
-    cooldown: float,
-    insecure: bool,
     yes: bool,
     dry_run: bool,
     force: bool,
@@ -272,79 +150,62 @@ def apply_command(
 ) -> None:
     """Apply the manifest: plan, confirm, change what differs (see exit codes in README)."""
     if plan_file and (retry_failed or only):
-        _fail(
+        fail(
             "--plan applies exactly the reviewed plan: it does not combine with --only or "
             "--retry-failed"
         )
     keys = failed_items(Path(retry_failed)) if retry_failed else None
-    manifest = select(_load(manifest_path), only, keys)
+    manifest = select(load(manifest_path), only, keys)
     try:
         reviewed = ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
-        _fail(str(error))
-    settings = _settings(api_base, rate, concurrency, timeout, cooldown, insecure)
-    _warn_about_transport(settings.api_base or manifest.api_base, insecure)
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    if not (yes or dry_run or interactive):
-        _fail(
+        fail(str(error))
+    warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
+    if not (yes or dry_run or on_a_terminal()):
+        fail(
             "not on a terminal: pass --yes to apply without confirmation "
             "(or --dry-run to only see the plan)"
         )
-    try:
-        run_lock = RunLock(Path(lock) if lock else default_lock_path(manifest_path))
-        run_lock.acquire()
-    except LockBusy as busy:
-        _fail(str(busy), EXIT_LOCKED)
-    try:
-        code = asyncio.run(
-            _apply(
+
+    async def run() -> ApplyResult:
+        async with open_runtime(
+            manifest,
+            settings,
+            events=RunProgress(),
+            journal=journal_for(manifest_path, journal),
+        ) as runtime:
+            return await apply(
                 manifest,
-                settings,
-                yes=yes,
-                dry_run=dry_run,
+                runtime,
+                confirm=_confirmation(yes=yes, dry_run=dry_run),
                 force=force,
-                report=report,
-                journal=journal,
-                manifest_path=manifest_path,
+                report_path=Path(report) if report else None,
                 reviewed=reviewed,
                 verify=verify,
             )
-        )
-    finally:
-        run_lock.release()
-    sys.exit(code)
+
+    try:
+        with lock_for(manifest_path, lock):
+            result = asyncio.run(run())
+    except LockBusy as busy:
+        fail(str(busy), ExitCode.LOCKED)
+    sys.exit(_report_apply(result, dry_run))
 
 
-async def _apply(
-    manifest: Manifest,
-    settings: RunSettings,
-    *,
-    yes: bool,
-    dry_run: bool,
-    force: bool,
-    report: str | None,
-    journal: str | None,
-    manifest_path: str,
-    reviewed: ReviewedPlan | None,
-    verify: bool,
-) -> int:
+def _confirmation(*, yes: bool, dry_run: bool) -> Callable[[Plan], bool]:
+    """Show the plan; then stop (``--dry-run``), go on (``--yes``) or ask."""
+
     def confirm(result: Plan) -> bool:
         click.echo(render_text(result))
         if dry_run:
             return False
         return yes or click.confirm("Apply these changes?", default=False)
 
-    async with open_runtime(manifest, settings) as runtime:
-        result = await apply(
-            manifest,
-            runtime,
-            confirm=confirm,
-            force=force,
-            journal_path=Path(journal) if journal else default_journal_path(manifest_path),
-            report_path=Path(report) if report else None,
-            reviewed=reviewed,
-            verify=verify,
-        )
+    return confirm
+
+
+def _report_apply(result: ApplyResult, dry_run: bool) -> ExitCode:
+    """Print what the run did; its exit code."""
     if result.status is ApplyStatus.REFUSED:
         click.echo(render_text(result.plan))
         click.echo(
@@ -353,36 +214,19 @@ async def _apply(
             + ". Check the manifest; pass --force if this is really intended.",
             err=True,
         )
-        return EXIT_REFUSED
+        return ExitCode.REFUSED
     if result.status is ApplyStatus.DECLINED:
-        return EXIT_OK if dry_run else EXIT_ERROR
+        return ExitCode.OK if dry_run else ExitCode.ERROR
     if result.status is ApplyStatus.NOTHING_TO_DO:
         click.echo(render_text(result.plan))
     click.echo(result.summary)
     if result.journal:
         click.echo(f"journal: {result.journal}", err=True)
     if result.status is ApplyStatus.INTERRUPTED:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     counts = result.counts
     troubled = counts["failed"] or counts["skipped"] or counts["conflict"]
-    return EXIT_PARTIAL if troubled else EXIT_OK
-
-
-def _channel_ids(channels: str | None, channels_file: str | None) -> list[int] | None:
-    if channels and channels_file:
-        raise click.UsageError("give --channels or --channels-file, not both")
-    try:
-        if channels:
-            return [int(part) for part in channels.replace(" ", "").split(",") if part]
-        if channels_file:
-            lines = Path(channels_file).read_text(encoding="utf-8-sig").splitlines()
-            if lines and "channel_id" in lines[0]:
-                rows = csv.DictReader(lines)
-                return sorted({int(row["channel_id"]) for row in rows if row["channel_id"]})
-            return [int(line) for line in lines if line.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(f"channel ids must be whole numbers ({exc})") from None
-    return None
+    return ExitCode.PARTIAL if troubled else ExitCode.OK
 
 
 @cli.command(name="export")
@@ -409,8 +253,8 @@ def _channel_ids(channels: str | None, channels_file: str | None) -> list[int] |
     show_default=True,
     help="Put an account's monitors in a CSV file when it has more than this.",
 )
-@click.option("--api-base", envvar="BULKPOLYV_API_BASE", help="Override the manifest's api_base.")
-@click.option("--insecure", is_flag=True, help="Skip TLS checks (local simulator only).")
+@API_BASE
+@INSECURE
 def export_command(
     manifest_path: str,
     accounts: tuple[str, ...],
@@ -422,12 +266,15 @@ def export_command(
     insecure: bool,
 ) -> None:
     """Write the live state of accounts as a manifest (secrets stay ${VAR} references)."""
-    from bulkpolyv.export import export
+    from bulkpolyv.export import channel_ids, export
 
-    manifest = _load(manifest_path)
-    ids = _channel_ids(channels, channels_file)
-    settings = _settings(api_base, None, None, None, 300.0, insecure)
-    _warn_about_transport(settings.api_base or manifest.api_base, insecure)
+    manifest = load(manifest_path)
+    try:
+        ids = channel_ids(channels, channels_file)
+    except BulkPolyvError as error:
+        raise click.UsageError(str(error)) from None
+    settings = RunSettings(api_base=api_base, insecure=insecure)
+    warn_about_transport(settings.api_base or manifest.api_base, insecure)
 
     async def run() -> list[Path]:
         async with open_runtime(manifest, settings) as runtime:
@@ -438,7 +285,7 @@ def export_command(
     try:
         written = asyncio.run(run())
     except BulkPolyvError as error:
-        _fail(str(error))
+        fail(str(error))
     for path in written:
         click.echo(f"wrote {path}")
 
@@ -482,7 +329,7 @@ def sim(
     """Run the embedded POLYV simulator until Ctrl-C."""
     from bulkpolyv.sim import FaultConfig, PolyvSimulator, SimConfig, SimServer, SimState
 
-    requests, per_seconds = _parse_rate(rate)
+    requests, per_seconds = parse_rate(rate)
     low, _, high = latency.partition("-")
     simulator = PolyvSimulator(
         SimState.load(state_file) if state_file else SimState(),
@@ -534,11 +381,6 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except BulkPolyvError as error:
-        _fail(str(error))
+        fail(str(error))
     except KeyboardInterrupt:  # outside apply's own handling: reads, prompts, export
-        _fail("interrupted", EXIT_INTERRUPTED)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
+        fail("interrupted", ExitCode.INTERRUPTED)

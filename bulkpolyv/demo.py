@@ -15,8 +15,10 @@ from pathlib import Path
 
 import click
 
+from bulkpolyv.journal import Journal
 from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
-from bulkpolyv.plan import render_text
+from bulkpolyv.progress import RunProgress
+from bulkpolyv.render import render_text
 from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan
 from bulkpolyv.sim import FaultConfig, PolyvSimulator, SimConfig, SimServer, SimState
 
@@ -91,20 +93,24 @@ async def _demo(manifest: Manifest, seed: int) -> int:
     async with SimServer(simulator) as server:
         settings = RunSettings(api_base=server.url, cooldown=5.0, backoff_base=0.05)
         click.secho(f"== Simulated POLYV on {server.url} (3% of answers are 503s)", bold=True)
-        async with open_runtime(manifest, settings, rng=random.Random(seed)) as runtime:
+        display = RunProgress()
+        async with open_runtime(
+            manifest, settings, events=display, rng=random.Random(seed)
+        ) as runtime:
             click.secho(f"\n== bulkpolyv plan {manifest.path}", bold=True)
-            before, _ = await read_plan(runtime, manifest)
+            before = await read_plan(runtime, manifest)
             click.echo(render_text(before))
 
         with tempfile.TemporaryDirectory(prefix="bulkpolyv-demo-") as scratch:
             click.secho(f"\n== bulkpolyv apply {manifest.path} --yes", bold=True)
-            async with open_runtime(manifest, settings, rng=random.Random(seed)) as runtime:
-                result = await apply(
-                    manifest,
-                    runtime,
-                    journal_path=Path(scratch) / "journal.jsonl",
-                    report_path=Path(scratch) / "report.json",
-                )
+            async with open_runtime(
+                manifest,
+                settings,
+                events=display,
+                journal=Journal(Path(scratch) / "journal.jsonl"),
+                rng=random.Random(seed),
+            ) as runtime:
+                result = await apply(manifest, runtime, report_path=Path(scratch) / "report.json")
             click.echo(result.summary)
             stats = simulator.stats
             click.echo(
@@ -113,8 +119,8 @@ async def _demo(manifest: Manifest, seed: int) -> int:
             )
 
         click.secho(f"\n== bulkpolyv plan {manifest.path}  (again)", bold=True)
-        async with open_runtime(manifest, settings) as runtime:
-            after, _ = await read_plan(runtime, manifest)
+        async with open_runtime(manifest, settings, events=display) as runtime:
+            after = await read_plan(runtime, manifest)
         click.echo(render_text(after))
     converged = not after.has_changes and not after.problems
     click.secho(

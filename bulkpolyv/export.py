@@ -46,6 +46,25 @@ class ExportedAccount:
     channels: dict[int, list[dict[str, Any]]]  # channel → monitors (id, nickname, enable)
 
 
+def channel_ids(channels: str | None, channels_file: str | None) -> list[int] | None:
+    """The channel ids of ``--channels`` (comma-separated) or ``--channels-file`` (a CSV
+    with a ``channel_id`` column, or one id per line); None when neither was given."""
+    if channels and channels_file:
+        raise ExportError("give --channels or --channels-file, not both")
+    try:
+        if channels:
+            return [int(part) for part in channels.replace(" ", "").split(",") if part]
+        if channels_file:
+            lines = Path(channels_file).read_text(encoding="utf-8-sig").splitlines()
+            if lines and "channel_id" in lines[0]:
+                rows = csv.DictReader(lines)
+                return sorted({int(row["channel_id"]) for row in rows if row["channel_id"]})
+            return [int(line) for line in lines if line.strip()]
+    except ValueError as exc:
+        raise ExportError(f"channel ids must be whole numbers ({exc})") from None
+    return None
+
+
 def render_export(
     source: dict[str, Any], accounts: Iterable[ExportedAccount], out: Path, csv_over: int
 ) -> tuple[str, dict[Path, str]]:

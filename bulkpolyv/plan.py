@@ -1,4 +1,4 @@
-"""Planning: (manifest, live state) → Plan, and the renderers that print a plan.
+"""Planning: (manifest, live state) → Plan; the renderers live in :mod:`bulkpolyv.render`.
 
 Everything here is pure. A :class:`Plan` is a sorted, serialisable value — the same
 manifest and live state always give the same plan, so two runs of ``plan`` print the same
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bulkpolyv.manifest.model import DesiredAccount, DesiredMonitor, Manifest
 from bulkpolyv.manifest.problems import Location
-from bulkpolyv.records import Monitor
+from bulkpolyv.records import Credentials, Monitor
 
 PLAN_FORMAT_VERSION = 1
 
@@ -41,6 +41,28 @@ class ItemKey:
     @property
     def is_callback(self) -> bool:
         return self.channel_id == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key as every file writes it: absent ids are ``None``, not 0."""
+        return {
+            "account": self.account,
+            "channel_id": self.channel_id or None,
+            "monitor_id": self.monitor_id or None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ItemKey:
+        """The key :meth:`to_dict` wrote. Raises ValueError, saying which part is wrong."""
+        account = data.get("account")
+        if not isinstance(account, str) or not account:
+            raise ValueError("an item without an account name")
+        ids = []
+        for name in ("channel_id", "monitor_id"):
+            value = data.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{name} {value!r} is not a whole number")
+            ids.append(value or 0)
+        return cls(account, ids[0], ids[1])
 
     def __str__(self) -> str:
         if self.is_callback:
@@ -91,18 +113,14 @@ class Operation:
             return "?"
         return "~"
 
-    def desired(self, name: str) -> str | None:
-        for change in self.changes:
-            if change.field == name:
-                return change.after
-        return None
+    def desired_values(self) -> dict[str, str | None]:
+        """Field → the value to write: what the request that carries this out sends."""
+        return {change.field: change.after for change in self.changes}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "op": self.kind.value,
-            "account": self.key.account,
-            "channel_id": self.key.channel_id or None,
-            "monitor_id": self.key.monitor_id or None,
+            **self.key.to_dict(),
             "changes": [
                 {
                     "field": c.field,
@@ -129,9 +147,7 @@ class PlanProblem:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "account": self.key.account,
-            "channel_id": self.key.channel_id or None,
-            "monitor_id": self.key.monitor_id or None,
+            **self.key.to_dict(),
             "message": self.message,
             "source": str(self.source),
         }
@@ -171,6 +187,9 @@ class Plan:
     unchanged: tuple[tuple[ItemKey, Location], ...]
     managed_callbacks: int
     managed_enables: int
+    # What apply needs besides the operations: each account's credentials, built once.
+    # Never serialised, never shown.
+    credentials: Mapping[str, Credentials] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_changes(self) -> bool:
@@ -340,7 +359,13 @@ def assemble_plan(
             for m in c.monitors
             if m.enable is not None
         ),
+        credentials=credentials_by_account(manifest),
     )
+
+
+def credentials_by_account(manifest: Manifest) -> dict[str, Credentials]:
+    """Account name → the credentials its requests are signed with."""
+    return {a.name: Credentials(a.user_id, a.app_id, a.app_secret) for a in manifest.accounts}
 
 
 @dataclass(frozen=True)
@@ -369,128 +394,3 @@ def check_safety(plan: Plan) -> SafetyVerdict:
                 f"{DESTRUCTIVE_SHARE:.0%})"
             )
     return SafetyVerdict(bool(reasons), tuple(reasons))
-
-
-# --- renderers ------------------------------------------------------------------------------
-
-
-def _grouped(plan: Plan) -> Iterator[tuple[str, list[Operation | PlanProblem]]]:
-    entries: list[Operation | PlanProblem] = [*plan.operations, *plan.problems]
-    entries.sort(key=lambda e: (e.key, isinstance(e, PlanProblem)))
-    current: str | None = None
-    group: list[Operation | PlanProblem] = []
-    for entry in entries:
-        if entry.key.account != current and group:
-            yield current or "", group
-            group = []
-        current = entry.key.account
-        group.append(entry)
-    if group:
-        yield current or "", group
-
-
-def _describe_changes(changes: Iterable[FieldChange]) -> str:
-    parts = []
-    for change in changes:
-        before, after = change.shown()
-        if change.field == "password":
-            parts.append("password (changed)")
-        else:
-            parts.append(f"{change.field} {before} → {after}")
-    return ", ".join(parts)
-
-
-def render_text(plan: Plan) -> str:
-    lines: list[str] = []
-    for account, entries in _grouped(plan):
-        lines.append(f"{account}")
-        channel = None
-        for entry in entries:
-            if entry.key.channel_id and entry.key.channel_id != channel:
-                channel = entry.key.channel_id
-                lines.append(f"  channel {channel}")
-            indent = "    " if entry.key.channel_id else "  "
-            what = "record callback" if entry.key.is_callback else f"monitor {entry.key.monitor_id}"
-            if isinstance(entry, PlanProblem):
-                lines.append(f"{indent}! {what}: {entry.message}  [{entry.source}]")
-            elif entry.key.is_callback:
-                before, after = entry.changes[0].shown()
-                verb = (
-                    "switch off"
-                    if entry.kind is OpKind.SWITCH_OFF_CALLBACK
-                    else f"{before} → {after}"
-                )
-                lines.append(f"{indent}{entry.symbol} {what}: {verb}  [{entry.source}]")
-            else:
-                lines.append(
-                    f"{indent}{entry.symbol} {what}: {_describe_changes(entry.changes)}"
-                    f"  [{entry.source}]"
-                )
-    lines.append(totals_line(plan))
-    return "\n".join(lines)
-
-
-def totals_line(plan: Plan) -> str:
-    c = plan.counts()
-    if not plan.operations and not plan.problems:
-        items = f"{c['unchanged']:,} item{'s' if c['unchanged'] != 1 else ''}"
-        return f"No changes. {items} already as the manifest says."
-    return (
-        f"Plan: {c['change']:,} to change ({c['unknown']:,} of them unknown), "
-        f"{c['switch_off']:,} to switch off, {c['unchanged']:,} unchanged, "
-        f"{c['errors']:,} error{'s' if c['errors'] != 1 else ''}."
-    )
-
-
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_dict(), indent=2, ensure_ascii=False)
-
-
-def render_markdown(plan: Plan) -> str:
-    rows = [
-        "| op | account | channel | monitor | field | before | after | manifest |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-
-    def cell(value: object) -> str:
-        return str(value).replace("|", "\\|")
-
-    for op in plan.operations:
-        for change in op.changes:
-            before, after = change.shown()
-            rows.append(
-                "| "
-                + " | ".join(
-                    cell(v)
-                    for v in (
-                        op.symbol + " " + op.kind.value,
-                        op.key.account,
-                        op.key.channel_id or "",
-                        op.key.monitor_id or "",
-                        change.field,
-                        before,
-                        after,
-                        op.source,
-                    )
-                )
-                + " |"
-            )
-    for problem in plan.problems:
-        rows.append(
-            "| "
-            + " | ".join(
-                cell(v)
-                for v in (
-                    "! error",
-                    problem.key.account,
-                    problem.key.channel_id or "",
-                    problem.key.monitor_id or "",
-                    "",
-                    "",
-                    problem.message,
-                    problem.source,
-                )
-            )
-            + " |"
-        )
-    return "\n".join([*rows, "", totals_line(plan)])

@@ -78,12 +78,17 @@ class ReviewedPlan:
         self.secrets = {a.name: a.app_secret for a in manifest.accounts}
         self.before: dict[ItemKey, dict[str, str | None]] = {}
         operations = []
-        for entry in data.get("operations", []):
-            operations.append(self._operation(entry, accounts))
+        for number, entry in enumerate(data.get("operations", []), start=1):
+            try:
+                operations.append(self._operation(entry, accounts))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ReviewedPlanError(
+                    f"{path}: operation {number} of the plan is broken ({exc!r})"
+                ) from None
         self.plan = assemble_plan(manifest, operations)
 
     def _operation(self, entry: dict[str, Any], accounts: dict[str, DesiredAccount]) -> Operation:
-        key = ItemKey(entry["account"], entry.get("channel_id") or 0, entry.get("monitor_id") or 0)
+        key = ItemKey.from_dict(entry)
         account = accounts.get(key.account)
         if account is None:
             raise ReviewedPlanError(f"the plan names account {key.account!r}, not in the manifest")

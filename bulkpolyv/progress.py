@@ -1,7 +1,10 @@
-"""What an operator sees while apply runs: a progress bar on a terminal, a heartbeat line
-every 10 s off one (cron mails stay short), and always one final summary line.
+"""What an operator sees while a run goes: a progress bar on a terminal, a heartbeat line
+every 10 s off one (cron mails stay short), and a line per cool-down.
 
-Fed by the executor's outcomes and the gate's cool-down events; knows nothing else.
+:class:`RunProgress` is a :class:`~bulkpolyv.events.RunEvents` observer: the command
+chooses it (the library draws nothing by itself) and hands it to the runtime. It knows
+nothing but the events it is sent. :func:`on_a_terminal` is the one place that asks
+whether a person is there to answer a prompt.
 """
 
 from __future__ import annotations
@@ -11,40 +14,45 @@ import contextlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bulkpolyv.executor import ItemOutcome, Status
+from bulkpolyv.events import RunEvents
+from bulkpolyv.report import ItemOutcome, Status
 
 HEARTBEAT_SECONDS = 10.0
 
 
-class RunProgress:
+def on_a_terminal() -> bool:
+    """Whether a person can answer a prompt and read the answer: stdin and stdout are
+    both terminals."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+class RunProgress(RunEvents):
     def __init__(
         self,
-        total: int,
         *,
         stream: TextIO | None = None,
         interactive: bool | None = None,
-        requests: Callable[[], int] = lambda: 0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         heartbeat: float = HEARTBEAT_SECONDS,
-        label: str = "apply",
-        started: float | None = None,
     ) -> None:
-        self.total = total
-        self.label = label
-        self.ticks = 0  # progress that is not an item outcome (reads)
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty() if interactive is None else interactive
-        self.counts: Counter[Status] = Counter()
-        self.requests = requests
         self.clock = clock
-        self.started = clock() if started is None else started
+        self.label = ""
+        self.total = 0
+        self.ticks = 0  # progress that is not an item outcome (reads)
+        self.counts: Counter[Status] = Counter()
+        self.requests: Callable[[], int] = lambda: 0
+        self.started: float | None = None
         self.cooling_until: float | None = None
+        self._sleep = sleep
         self._heartbeat = heartbeat
         self._ticker: asyncio.Task[None] | None = None
         self._bar: Progress | None = None
@@ -54,7 +62,13 @@ class RunProgress:
     def done(self) -> int:
         return sum(self.counts.values()) + self.ticks
 
-    def __enter__(self) -> RunProgress:
+    def phase(self, name: str, total: int, requests: Callable[[], int]) -> None:
+        # An apply's rate and time cover its reads: only a read phase starts the clock.
+        if name == "read" or self.started is None:
+            self.started = self.clock()
+        self.label, self.total, self.requests = name, total, requests
+        self.ticks = 0
+        self.counts.clear()
         if self.interactive:
             self._bar = Progress(
                 TextColumn(f"[bold]{self.label}"),
@@ -68,33 +82,38 @@ class RunProgress:
             self._bar.start()
             self._task_id = self._bar.add_task("apply", total=self.total, detail="")
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def phase_done(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+            self._ticker = None
         if self._bar is not None:
             self._refresh()
             self._bar.stop()
+            self._bar = None
 
     def outcome(self, outcome: ItemOutcome) -> None:
         self.counts[outcome.status] += 1
         if self._bar is not None and (self.done % 50 == 0 or self.done == self.total):
             self._refresh()
 
-    def tick(self) -> None:
+    def read_done(self) -> None:
         self.ticks += 1
         if self._bar is not None and (self.done % 50 == 0 or self.done == self.total):
             self._refresh()
 
-    def cooling(self, seconds: float) -> None:
+    def cooldown(self, seconds: float) -> None:
         self.cooling_until = self.clock() + seconds
-        self.stream.write(
-            f"bulkpolyv: POLYV rate limit hit: every request paused for {seconds:.0f} s\n"
-        ) if not self.interactive else self._refresh()
+        if self.interactive:
+            self._refresh()
+        else:
+            self.stream.write(
+                f"bulkpolyv: POLYV rate limit hit: every request paused for {seconds:.0f} s\n"
+            )
 
-    def _detail(self) -> str:
-        elapsed = max(self.clock() - self.started, 1e-6)
+    def detail(self) -> str:
+        """Rate, counts and cool-down, as the bar and the heartbeat show them."""
+        elapsed = max(self.clock() - (self.started or 0.0), 1e-6)
         detail = f"{self.requests() / elapsed:.0f} req/s"
         if self.label == "apply":
             detail = (
@@ -107,25 +126,16 @@ class RunProgress:
 
     def _refresh(self) -> None:
         if self._bar is not None:
-            self._bar.update(self._task_id, completed=self.done, detail=self._detail())  # type: ignore[arg-type]
+            self._bar.update(self._task_id, completed=self.done, detail=self.detail())  # type: ignore[arg-type]
 
     async def _tick(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             while True:
-                await asyncio.sleep(0.5 if self.interactive else self._heartbeat)
+                await self._sleep(0.5 if self.interactive else self._heartbeat)
                 if self.interactive:
                     self._refresh()
                 else:
                     self.stream.write(
-                        f"bulkpolyv: {self.label} {self.done}/{self.total}, {self._detail()}\n"
+                        f"bulkpolyv: {self.label} {self.done}/{self.total}, {self.detail()}\n"
                     )
                     self.stream.flush()
-
-    def summary(self) -> str:
-        c = self.counts
-        conflicts = f"conflicts={c[Status.CONFLICT]} " if c[Status.CONFLICT] else ""
-        return (
-            f"changed={c[Status.CHANGED]} unchanged={c[Status.UNCHANGED]} "
-            f"failed={c[Status.FAILED]} skipped={c[Status.SKIPPED]} {conflicts}"
-            f"requests={self.requests()} in {self.clock() - self.started:.1f}s"
-        )

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.events import RunEvents
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -150,6 +151,7 @@ class RequestGate:
         concurrency: int,
         *,
         connection_failure_burst: int = 50,
+        events: RunEvents | None = None,
     ) -> None:
         self.limiter = limiter
         self.cooldown = cooldown
@@ -157,7 +159,7 @@ class RequestGate:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._burst = connection_failure_burst
         self._failures_in_a_row = 0
-        self.on_cooldown: Callable[[float], None] | None = None
+        self.events = events or RunEvents()
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -192,5 +194,5 @@ class RequestGate:
         self._failures_in_a_row = 0
 
     def _trip(self, generation: int, seconds: float | None) -> None:
-        if self.cooldown.trip(generation, seconds) and self.on_cooldown is not None:
-            self.on_cooldown(self.cooldown.remaining())
+        if self.cooldown.trip(generation, seconds):
+            self.events.cooldown(self.cooldown.remaining())

@@ -2,8 +2,9 @@
 
 Builds the per-run objects (one aiohttp session, one gate for the whole process, one
 client, one executor) inside the running loop and closes what it opened. Side effects are
-keyword arguments with real defaults (``session=``, ``sleep=``, ``rng=``), so tests and the
-simulator plug in without test branches here.
+keyword arguments with real defaults (``session=``, ``sleep=``, ``rng=``), and observers
+(a progress display, the journal, a test's recorder) are handed to :func:`open_runtime`,
+so tests and the simulator plug in without test branches here.
 """
 
 from __future__ import annotations
@@ -12,28 +13,25 @@ import asyncio
 import contextlib
 import dataclasses
 import fnmatch
-import json
 import random
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from bulkpolyv.client import PolyvClient, new_session
-from bulkpolyv.executor import Executor, ItemOutcome, RetryPolicy, Sleep, Status, reads_for
-from bulkpolyv.journal import Journal, now_iso, write_report
+from bulkpolyv.events import FanOut, RunEvents
+from bulkpolyv.executor import Executor, reads_for
+from bulkpolyv.journal import Journal
 from bulkpolyv.manifest.model import Manifest
-from bulkpolyv.plan import ItemKey, LiveState, Plan, check_safety, make_plan
+from bulkpolyv.plan import ItemKey, Plan, check_safety, make_plan
 from bulkpolyv.planfile import ReviewedPlan
-from bulkpolyv.progress import RunProgress
 from bulkpolyv.ratelimit import CoolDown, PacedWindowLimiter, RequestGate
-
-REPORT_FORMAT_VERSION = 1
+from bulkpolyv.report import ApplyResult, ApplyStatus, build_report, now_iso, write_report
+from bulkpolyv.retry import RetryPolicy, Sleep
 
 
 @dataclass
@@ -57,10 +55,10 @@ class RunSettings:
 class Runtime:
     """The per-run objects, made inside the loop by :func:`open_runtime`."""
 
-    client: PolyvClient
     gate: RequestGate
     executor: Executor
-    api_base: str
+    events: RunEvents
+    journal: Journal | None
 
 
 @contextlib.asynccontextmanager
@@ -68,13 +66,18 @@ async def open_runtime(
     manifest: Manifest,
     settings: RunSettings,
     *,
+    events: RunEvents | None = None,
+    journal: Journal | None = None,
     session: aiohttp.ClientSession | None = None,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Runtime]:
+    """The gate, client and executor for ``manifest``; ``events`` (and the ``journal``,
+    which :func:`apply` opens once the plan is confirmed) observe everything they do."""
     limits = manifest.limits
     concurrency = settings.concurrency or limits.concurrency
+    observers = FanOut(*(o for o in (events, journal) if o is not None))
     limiter = PacedWindowLimiter(
         settings.requests or limits.requests,
         settings.per_seconds or limits.per_seconds,
@@ -86,48 +89,40 @@ async def open_runtime(
         CoolDown(settings.cooldown, clock=clock, sleep=sleep),
         concurrency,
         connection_failure_burst=settings.connection_failure_burst,
+        events=observers,
     )
-    api_base = settings.api_base or manifest.api_base
+    policy = RetryPolicy(
+        attempts=settings.attempts or limits.attempts,
+        backoff_base=settings.backoff_base,
+        backoff_cap=settings.backoff_cap,
+        rng=rng or random.Random(),
+        sleep=sleep,
+    )
     async with contextlib.AsyncExitStack() as stack:
         if session is None:
             session = await stack.enter_async_context(new_session(connections=concurrency))
         client = PolyvClient(
             session,
-            api_base=api_base,
+            api_base=settings.api_base or manifest.api_base,
             timeout=settings.timeout or limits.timeout,
             gate=gate,
             ssl=not settings.insecure,
         )
-        policy = RetryPolicy(
-            attempts=settings.attempts or limits.attempts,
-            backoff_base=settings.backoff_base,
-            backoff_cap=settings.backoff_cap,
-            rng=rng or random.Random(),
-            sleep=sleep,
+        executor = Executor(
+            client, concurrency=concurrency, policy=policy, clock=clock, events=observers
         )
-        executor = Executor(client, concurrency=concurrency, policy=policy, clock=clock)
-        yield Runtime(client, gate, executor, api_base)
+        yield Runtime(gate, executor, observers, journal)
 
 
-async def read_plan(
-    runtime: Runtime,
-    manifest: Manifest,
-    *,
-    progress_stream: Any = None,
-    interactive: bool | None = None,
-) -> tuple[Plan, LiveState]:
-    """Read the live state (with a progress bar or heartbeat on stderr) and plan."""
+async def read_plan(runtime: Runtime, manifest: Manifest) -> Plan:
+    """Read the live state (a ``read`` phase for the observers) and plan."""
     total = sum(1 for _ in reads_for(manifest))
-    with RunProgress(
-        total,
-        label="read",
-        stream=progress_stream,
-        interactive=interactive,
-        requests=lambda: runtime.gate.sent,
-    ) as progress:
-        runtime.gate.on_cooldown = progress.cooling
-        live = await runtime.executor.refresh(manifest, on_read=progress.tick)
-    return make_plan(manifest, live), live
+    runtime.events.phase("read", total, lambda: runtime.gate.sent)
+    try:
+        live = await runtime.executor.refresh(manifest)
+    finally:
+        runtime.events.phase_done()
+    return make_plan(manifest, live)
 
 
 # --- choosing what to run on --------------------------------------------------------------
@@ -177,43 +172,7 @@ def select(
     return dataclasses.replace(manifest, accounts=tuple(accounts))
 
 
-def failed_items(report_path: Path) -> set[ItemKey]:
-    """The failed and skipped items of an earlier run's report."""
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    return {
-        ItemKey(item["account"], item.get("channel_id") or 0, item.get("monitor_id") or 0)
-        for item in report.get("items", [])
-        if item.get("status") in (Status.FAILED.value, Status.SKIPPED.value)
-    }
-
-
 # --- apply --------------------------------------------------------------------------------
-
-
-class ApplyStatus(StrEnum):
-    NOTHING_TO_DO = "nothing_to_do"
-    REFUSED = "refused_by_safety"
-    DECLINED = "declined"
-    COMPLETED = "completed"
-    INTERRUPTED = "interrupted"
-
-
-@dataclass
-class ApplyResult:
-    status: ApplyStatus
-    plan: Plan
-    outcomes: list[ItemOutcome] = field(default_factory=list)
-    requests: int = 0
-    summary: str = ""
-    safety_reasons: tuple[str, ...] = ()
-    journal: Path | None = None
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in Status}
-        for outcome in self.outcomes:
-            counts[outcome.status.value] += 1
-        return counts
 
 
 async def apply(
@@ -222,10 +181,7 @@ async def apply(
     *,
     confirm: Callable[[Plan], bool] = lambda plan: True,
     force: bool = False,
-    journal_path: Path | None = None,
     report_path: Path | None = None,
-    progress_stream: Any = None,
-    interactive: bool | None = None,
     handle_signals: bool = True,
     reviewed: ReviewedPlan | None = None,
     verify: bool = False,
@@ -237,105 +193,87 @@ async def apply(
         plan = reviewed.plan  # exactly what was reviewed; each item is re-read before writing
     else:
         with _stop_on_signals(executor, handle_signals):
-            plan, _ = await read_plan(
-                runtime, manifest, progress_stream=progress_stream, interactive=interactive
-            )
-    result = ApplyResult(ApplyStatus.COMPLETED, plan)
-    if executor.stopping.is_set():  # interrupted while reading: a partial plan, never applied
-        result.status = ApplyStatus.INTERRUPTED
+            plan = await read_plan(runtime, manifest)
+    result = check_before_writing(
+        plan, interrupted=executor.stopping.is_set(), confirm=confirm, force=force
+    )
+    if result.status is ApplyStatus.INTERRUPTED:  # while reading: a partial plan, never applied
         result.requests = runtime.gate.sent
-        result.summary = (
-            f"interrupted while reading the live state; nothing was written "
-            f"(requests={result.requests})"
-        )
+    if result.status not in (ApplyStatus.COMPLETED, ApplyStatus.NOTHING_TO_DO):
+        return result
+    with _stop_on_signals(executor, handle_signals):
+        try:
+            await _write_plan(result, runtime, manifest, reviewed, verify)
+        finally:
+            result.duration = time.monotonic() - started  # the reads included
+            if report_path is not None:
+                report = build_report(
+                    result,
+                    manifest_digest=manifest.digest,
+                    started=started_wall,
+                    cooldowns=runtime.gate.cooldown.trips,
+                )
+                write_report(report_path, report)
+    return result
+
+
+def check_before_writing(
+    plan: Plan, *, interrupted: bool, confirm: Callable[[Plan], bool], force: bool
+) -> ApplyResult:
+    """Whether ``plan`` may be applied: a result whose status says why not, or
+    COMPLETED / NOTHING_TO_DO when it may."""
+    result = ApplyResult(ApplyStatus.COMPLETED, plan)
+    if interrupted:
+        result.status = ApplyStatus.INTERRUPTED
         return result
     verdict = check_safety(plan)
     if verdict.refused and not force:
         result.status, result.safety_reasons = ApplyStatus.REFUSED, verdict.reasons
-        return result
-    if plan.has_changes and not confirm(plan):
+    elif plan.has_changes and not confirm(plan):
         result.status = ApplyStatus.DECLINED
-        return result
-    if not plan.has_changes and not plan.problems:
+    elif not plan.has_changes and not plan.problems:
         result.status = ApplyStatus.NOTHING_TO_DO
+    return result
 
-    journal = Journal(journal_path) if journal_path else None
-    result.journal = journal_path
-    progress = RunProgress(
-        len(plan.operations) + len(plan.problems) + len(plan.unchanged),
-        stream=progress_stream,
-        interactive=interactive,
-        requests=lambda: runtime.gate.sent,
-        started=started,  # the final line's time covers the reads too
-    )
-    runtime.gate.on_cooldown = progress.cooling
 
-    def on_outcome(outcome: ItemOutcome) -> None:
-        progress.outcome(outcome)
+async def _write_plan(
+    result: ApplyResult,
+    runtime: Runtime,
+    manifest: Manifest,
+    reviewed: ReviewedPlan | None,
+    verify: bool,
+) -> None:
+    """The writes, between the journal's ``start`` and ``end`` lines; fills ``result``."""
+    plan, journal, executor = result.plan, runtime.journal, runtime.executor
+    try:
         if journal is not None:
-            journal.write({"event": "done", **outcome.to_dict()})
-
-    def before_write(op: Any) -> None:
-        if journal is not None:
+            result.journal = journal.path
+            journal.start()
             journal.write(
                 {
-                    "event": "sending",
-                    "account": op.key.account,
-                    "channel_id": op.key.channel_id or None,
-                    "monitor_id": op.key.monitor_id or None,
-                    "operation": op.kind.value,
+                    "event": "start",
+                    "manifest": manifest.path,
+                    "manifest_digest": manifest.digest,
+                    "plan_checksum": plan.checksum(),
+                    "operations": len(plan.operations),
                 }
             )
-
-    executor.on_outcome, executor.before_write = on_outcome, before_write
-    with _stop_on_signals(executor, handle_signals):
+        total = len(plan.operations) + len(plan.problems) + len(plan.unchanged)
+        runtime.events.phase("apply", total, lambda: runtime.gate.sent)
         try:
-            if journal is not None:
-                journal.start()
-                journal.write(
-                    {
-                        "event": "start",
-                        "manifest": manifest.path,
-                        "manifest_digest": manifest.digest,
-                        "plan_checksum": plan.checksum(),
-                        "operations": len(plan.operations),
-                    }
-                )
-            with progress:
-                result.outcomes = await executor.apply(
-                    plan,
-                    manifest,
-                    conflicts=reviewed.conflict if reviewed is not None else None,
-                    verify=verify,
-                )
-            if executor.stopping.is_set():
-                result.status = ApplyStatus.INTERRUPTED
-            result.requests = runtime.gate.sent
-            result.summary = progress.summary()
-            if journal is not None:
-                journal.write(
-                    {
-                        "event": "end",
-                        "status": result.status.value,
-                        **result.counts,
-                        "requests": result.requests,
-                    }
-                )
+            conflicts = reviewed.conflict if reviewed is not None else None
+            result.outcomes = await executor.apply(plan, conflicts=conflicts, verify=verify)
         finally:
-            if journal is not None:
-                await journal.close()
-            if report_path is not None:
-                write_report(
-                    report_path,
-                    build_report(
-                        manifest,
-                        result,
-                        started_wall,
-                        time.monotonic() - started,
-                        runtime.gate.cooldown.trips,
-                    ),
-                )
-    return result
+            runtime.events.phase_done()
+        if executor.stopping.is_set():
+            result.status = ApplyStatus.INTERRUPTED
+        result.requests = runtime.gate.sent
+        if journal is not None:
+            end = {"event": "end", "status": result.status.value, **result.counts}
+            journal.write({**end, "requests": result.requests})
+    finally:
+        if journal is not None:
+            await journal.close()
 
 
 @contextlib.contextmanager
@@ -354,22 +292,3 @@ def _stop_on_signals(executor: Executor, enabled: bool) -> Iterator[None]:
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
-
-
-def build_report(
-    manifest: Manifest, result: ApplyResult, started: str, duration: float, cooldowns: int
-) -> dict[str, Any]:
-    return {
-        "format_version": REPORT_FORMAT_VERSION,
-        "manifest": manifest.path,
-        "manifest_digest": manifest.digest,
-        "status": result.status.value,
-        "started": started,
-        "finished": now_iso(),
-        "duration": round(duration, 3),
-        "totals": {**result.counts, "requests": result.requests, "cooldowns": cooldowns},
-        "items": sorted(
-            (o.to_dict() for o in result.outcomes),
-            key=lambda d: (d["account"], d["channel_id"] or 0, d["monitor_id"] or 0),
-        ),
-    }

@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from bulkpolyv.cli import cli
 from bulkpolyv.demo import drifted_state
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.sim import FaultConfig, PolyvSimulator, SimConfig, SimServer, SimState
@@ -113,3 +116,40 @@ def running_sim(
         yield sim
     finally:
         sim.stop()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_args(sim, manifest, tmp_path, *extra: str) -> list[str]:
+    return [
+        "apply",
+        str(manifest),
+        "--yes",
+        "--api-base",
+        sim.url,
+        "--cooldown",
+        "0.5",
+        "--report",
+        str(tmp_path / "report.json"),
+        "--journal",
+        str(tmp_path / "j.jsonl"),
+        "--lock",
+        str(tmp_path / "run.lock"),
+        *extra,
+    ]
+
+
+def state_matches_manifest(sim) -> bool:
+    for account in sim.simulator.state.accounts.values():
+        if account.record_callback != "https://hooks.example.com/rec?token=CBTOKEN-5521":
+            return False
+        for channel in account.channels.values():
+            for monitor in channel.values():
+                if monitor.enable != "Y" or not monitor.nickname.startswith(("east-", "west-")):
+                    return False
+                if monitor.nickname.startswith("east-") and monitor.password != ENV["T_MON_PW"]:
+                    return False
+    return True

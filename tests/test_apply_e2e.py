@@ -10,12 +10,18 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from bulkpolyv.cli import cli
-from bulkpolyv.journal import RunLock
+from bulkpolyv.runlock import RunLock
 from bulkpolyv.sim import FaultConfig, SimConfig
-from tests.simthread import ENV, running_sim, seeded_state, write_manifest
+from tests.simthread import (
+    ENV,
+    invoke,
+    run_args,
+    running_sim,
+    seeded_state,
+    state_matches_manifest,
+    write_manifest,
+)
 
 
 @pytest.fixture
@@ -25,43 +31,6 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     manifest = write_manifest(tmp_path)
     return tmp_path, manifest
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def run_args(sim, manifest, tmp_path, *extra: str) -> list[str]:
-    return [
-        "apply",
-        str(manifest),
-        "--yes",
-        "--api-base",
-        sim.url,
-        "--cooldown",
-        "0.5",
-        "--report",
-        str(tmp_path / "report.json"),
-        "--journal",
-        str(tmp_path / "j.jsonl"),
-        "--lock",
-        str(tmp_path / "run.lock"),
-        *extra,
-    ]
-
-
-def state_matches_manifest(sim) -> bool:
-    for account in sim.simulator.state.accounts.values():
-        if account.record_callback != "https://hooks.example.com/rec?token=CBTOKEN-5521":
-            return False
-        for channel in account.channels.values():
-            for monitor in channel.values():
-                if monitor.enable != "Y" or not monitor.nickname.startswith(("east-", "west-")):
-                    return False
-                if monitor.nickname.startswith("east-") and monitor.password != ENV["T_MON_PW"]:
-                    return False
-    return True
 
 
 def test_converges_from_drift_and_second_apply_makes_no_writes(world):

@@ -2,7 +2,6 @@
 and garbage answers."""
 
 import json
-import re
 
 import aiohttp
 import pytest
@@ -11,14 +10,10 @@ from aioresponses import aioresponses
 from bulkpolyv.client import Credentials, MonitorUpdate, PolyvClient, monitor_update_body
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.signing import sign
+from tests.apimock import BASE, url_re
 
-BASE = "https://api.polyv.net"
 ACCOUNT = Credentials(user_id="u1", app_id="app1", app_secret="TOPSECRET-app")
 NOW = 1_700_000_000.0
-
-
-def url_re(path: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(BASE + path) + r"(\?.*)?$")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from aioresponses import aioresponses
 
 from bulkpolyv.client import PolyvClient
-from bulkpolyv.executor import Executor, RetryPolicy, Status
+from bulkpolyv.executor import Executor
 from bulkpolyv.manifest.model import (
     DesiredAccount,
     DesiredChannel,
@@ -17,8 +17,10 @@ from bulkpolyv.manifest.model import (
     Manifest,
 )
 from bulkpolyv.manifest.problems import Location
-from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind, Plan
-from tests.test_client import url_re
+from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind, Plan, credentials_by_account
+from bulkpolyv.report import Status
+from bulkpolyv.retry import RetryPolicy
+from tests.apimock import url_re
 
 HERE = Location("m.yaml", 1, 1)
 
@@ -39,8 +41,9 @@ def account(name):
     )
 
 
-def plan_of(*ops):
-    return Plan("m.yaml", "d", tuple(ops), (), (), 0, 0)
+def plan_of(*ops, accounts=("east", "west")):
+    credentials = credentials_by_account(manifest_with(*(account(name) for name in accounts)))
+    return Plan("m.yaml", "d", tuple(ops), (), (), 0, 0, credentials)
 
 
 def op(name, monitor):
@@ -66,11 +69,11 @@ def mocked():
         yield m
 
 
-async def run(plan, manifest, sleeps, concurrency=1):
+async def run(plan, sleeps, concurrency=1):
     async with aiohttp.ClientSession() as session:
         client = PolyvClient(session)
         policy = RetryPolicy(attempts=5, rng=random.Random(1), sleep=sleeps)
-        return await Executor(client, concurrency=concurrency, policy=policy).apply(plan, manifest)
+        return await Executor(client, concurrency=concurrency, policy=policy).apply(plan)
 
 
 OK = {"code": 200, "status": "success", "requestId": "r", "data": None, "success": True}
@@ -81,7 +84,7 @@ async def test_retry_after_is_the_wait(mocked):
     mocked.post(update, status=503, body="busy", headers={"Retry-After": "7"})
     mocked.post(update, payload=OK)
     sleeps = Sleeps()
-    (outcome,) = await run(plan_of(op("east", 1)), manifest_with(account("east")), sleeps)
+    (outcome,) = await run(plan_of(op("east", 1)), sleeps)
     assert sleeps.waits == [7.0]
     assert (outcome.status, outcome.attempts) == (Status.CHANGED, 2)
 
@@ -91,7 +94,7 @@ async def test_transient_errors_back_off_with_full_jitter_within_the_cap(mocked)
     for _ in range(5):
         mocked.post(update, status=502, body="<html>bad gateway</html>")
     sleeps = Sleeps()
-    (outcome,) = await run(plan_of(op("east", 1)), manifest_with(account("east")), sleeps)
+    (outcome,) = await run(plan_of(op("east", 1)), sleeps)
     assert (outcome.status is Status.FAILED and outcome.attempts == 5) or outcome.attempts == 4
     assert len(sleeps.waits) >= 3
     assert all(0 <= w <= 0.5 * 2**i for i, w in enumerate(sleeps.waits))
@@ -110,7 +113,7 @@ async def test_permanent_errors_are_not_retried(mocked):
         },
     )
     sleeps = Sleeps()
-    (outcome,) = await run(plan_of(op("east", 1)), manifest_with(account("east")), sleeps)
+    (outcome,) = await run(plan_of(op("east", 1)), sleeps)
     assert (outcome.status, outcome.attempts, outcome.polyv_code, outcome.request_id) == (
         Status.FAILED,
         1,
@@ -136,7 +139,7 @@ async def test_an_auth_error_skips_the_rest_of_the_account_only(mocked):
     for _ in range(3):
         mocked.post(update, payload=OK)
     plan = plan_of(op("east", 1), op("east", 2), op("east", 3), op("west", 1))
-    outcomes = await run(plan, manifest_with(account("east"), account("west")), Sleeps())
+    outcomes = await run(plan, Sleeps())
     by_key = {(o.key.account, o.key.monitor_id): o for o in outcomes}
     assert by_key[("east", 1)].status is Status.FAILED
     assert "authentication failed" in by_key[("east", 1)].message

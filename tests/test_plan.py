@@ -16,11 +16,9 @@ from bulkpolyv.plan import (
     make_plan,
     normalise_url,
     redact_url,
-    render_json,
-    render_markdown,
-    render_text,
 )
 from bulkpolyv.records import Monitor
+from bulkpolyv.render import render_json, render_markdown, render_text
 
 HERE = Location("m.yaml", 1, 1)
 

@@ -18,8 +18,13 @@ from hypothesis import strategies as st
 
 from bulkpolyv.cli import cli
 from bulkpolyv.sim import FaultConfig
-from tests.simthread import ENV, running_sim, seeded_state, write_manifest
-from tests.test_apply_e2e import run_args
+from tests.simthread import (
+    ENV,
+    run_args,
+    running_sim,
+    seeded_state,
+    write_manifest,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -258,7 +263,7 @@ async def test_30_percent_errors_and_5_percent_drops_converge_within_1_6x_reques
     async with SimServer(simulator) as server:
         settings.api_base = server.url
         async with open_runtime(manifest, settings, rng=random.Random(1)) as runtime:
-            result = await apply(manifest, runtime, interactive=False, handle_signals=False)
+            result = await apply(manifest, runtime, handle_signals=False)
         assert result.counts["failed"] == 0 and result.counts["skipped"] == 0
         minimum = 602 + result.counts["changed"]  # 2 + 600 reads, one write per change
         ratio = simulator.stats.requests / minimum
@@ -270,7 +275,7 @@ async def test_30_percent_errors_and_5_percent_drops_converge_within_1_6x_reques
         assert ratio < 1.6
         simulator.faults.config.error_rate = simulator.faults.config.drop_rate = 0
         async with open_runtime(manifest, settings) as runtime:
-            again = await apply(manifest, runtime, interactive=False, handle_signals=False)
+            again = await apply(manifest, runtime, handle_signals=False)
         assert again.counts["changed"] == 0 and again.counts["unchanged"] == 1202
 
 
@@ -366,7 +371,6 @@ async def test_malformed_answers_fail_items_clearly_and_never_crash_the_run(tmp_
             result = await apply(
                 manifest,
                 runtime,
-                interactive=False,
                 handle_signals=False,
                 report_path=tmp_path / "r.json",
             )

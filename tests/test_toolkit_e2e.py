@@ -9,8 +9,14 @@ from click.testing import CliRunner
 
 from bulkpolyv.cli import cli
 from bulkpolyv.sim import FaultConfig
-from tests.simthread import ENV, running_sim, seeded_state, write_manifest
-from tests.test_apply_e2e import run_args, state_matches_manifest
+from tests.simthread import (
+    ENV,
+    run_args,
+    running_sim,
+    seeded_state,
+    state_matches_manifest,
+    write_manifest,
+)
 
 
 @pytest.fixture

@@ -1,0 +1,147 @@
+"""What the commands share: the exit-code table, the run options that become
+:class:`~bulkpolyv.run.RunSettings`, and the warnings about an unsafe transport.
+
+Kept apart from :mod:`bulkpolyv.cli` so each command there stays a few lines: parse,
+call the library, map the result to an :class:`ExitCode`.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+
+from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
+from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
+from bulkpolyv.run import RunSettings
+
+
+class ExitCode(IntEnum):
+    """What the process exit status means; README's table, in one place."""
+
+    OK = 0  # done / nothing to do / valid
+    ERROR = 1  # an error before any write: bad manifest, bad flags, declined
+    CHANGES = 2  # `plan` found changes
+    PARTIAL = 3  # some items failed or were skipped
+    REFUSED = 4  # refused by the safety check
+    LOCKED = 5  # another run holds the lock
+    INTERRUPTED = 130
+
+
+def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
+    click.echo(f"bulkpolyv: {message}", err=True)
+    sys.exit(code)
+
+
+def load(path: str, *, resolve_env: bool = True) -> Manifest:
+    """The manifest, or its located problems on stderr and exit 1."""
+    try:
+        return load_manifest(path, resolve_env=resolve_env)
+    except ManifestError as error:
+        click.echo(str(error), err=True)
+        sys.exit(ExitCode.ERROR)
+
+
+def parse_rate(text: str | None) -> tuple[int | None, float | None]:
+    if not text:
+        return None, None
+    try:
+        count, seconds = text.split("/", 1)
+        return int(count), float(seconds)
+    except ValueError:
+        raise click.BadParameter("use N/S, e.g. 1200/10", param_hint="--rate") from None
+
+
+def warn_about_transport(api_base: str, insecure: bool) -> None:
+    parts = urlsplit(api_base)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "http" and not loopback:
+        click.echo(
+            f"bulkpolyv: WARNING: {parts.scheme}://{host} is plain HTTP: requests and "
+            "monitor passwords cross the network unencrypted",
+            err=True,
+        )
+    if insecure:
+        click.echo(
+            "bulkpolyv: WARNING: --insecure: TLS certificates are NOT checked. Use it "
+            "only against a local simulator.",
+            err=True,
+        )
+
+
+API_BASE = click.option(
+    "--api-base",
+    envvar="BULKPOLYV_API_BASE",
+    help="Override the manifest's api_base (e.g. a local `bulkpolyv sim`).",
+)
+INSECURE = click.option("--insecure", is_flag=True, help="Skip TLS checks (local simulator only).")
+RUN_OPTIONS = [
+    API_BASE,
+    click.option("--rate", help="Requests per window, N/S (default: the manifest's limits)."),
+    click.option("--concurrency", type=click.IntRange(1, 1000), help="Requests in flight."),
+    click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request."),
+    click.option(
+        "--only",
+        multiple=True,
+        help="Only these accounts (glob) or account/channel_id; repeatable.",
+    ),
+    click.option(
+        "--cooldown",
+        type=click.FloatRange(min=0),
+        default=300.0,
+        show_default=True,
+        help="Seconds to pause everything after a rate limit.",
+    ),
+    INSECURE,
+]
+
+
+def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``plan`` and ``apply`` share; the command gets ``settings``
+    (a RunSettings) and ``only`` (the ``--only`` patterns) instead of them."""
+
+    @functools.wraps(command)
+    def with_settings(
+        *args: Any,
+        api_base: str | None,
+        rate: str | None,
+        concurrency: int | None,
+        timeout: float | None,
+        cooldown: float,
+        insecure: bool,
+        **kwargs: Any,
+    ) -> Any:
+        requests, per_seconds = parse_rate(rate)
+        if (
+            requests is not None
+            and per_seconds is not None
+            and worst_case_per_polyv_window(requests, per_seconds) > POLYV_CEILING_REQUESTS
+        ):
+            raise click.BadParameter(
+                f"{rate} can exceed POLYV's {POLYV_CEILING_REQUESTS} requests per 10 s",
+                param_hint="--rate",
+            )
+        settings = RunSettings(
+            api_base=api_base,
+            requests=requests,
+            per_seconds=per_seconds,
+            concurrency=concurrency,
+            timeout=timeout,
+            cooldown=cooldown,
+            insecure=insecure,
+        )
+        return command(*args, settings=settings, **kwargs)
+
+    for option in reversed(RUN_OPTIONS):
+        with_settings = option(with_settings)
+    return with_settings

@@ -1,0 +1,198 @@
+"""The result of a run and its report file: the one module that writes *and* reads it.
+
+An :class:`ItemOutcome` is what happened to one managed item; an :class:`ApplyResult` is
+the whole run. :func:`build_report` turns a result into the JSON report
+(``REPORT_FORMAT_VERSION``), :func:`write_report` writes it atomically with mode 0600, and
+:func:`failed_items` reads one back for ``apply --retry-failed``. A report that cannot be
+read back raises :class:`ReportError` naming the file, never a ``KeyError`` or a
+``JSONDecodeError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from bulkpolyv.errors import BulkPolyvError
+from bulkpolyv.plan import ItemKey, Operation, Plan
+from bulkpolyv.privatefiles import write_private
+
+REPORT_FORMAT_VERSION = 1
+
+
+class ReportError(BulkPolyvError):
+    """A report file that cannot be read back."""
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class Status(StrEnum):
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CONFLICT = "conflict"  # a reviewed plan's item whose live value moved since the plan
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What happened to one item. Immutable: built once, when the item is finished."""
+
+    key: ItemKey
+    status: Status
+    operation: str = ""
+    changes: tuple[dict[str, Any], ...] = ()
+    attempts: int = 0
+    http_status: int | None = None
+    polyv_code: int | str | None = None
+    message: str = ""
+    request_id: str | None = None
+    source: str = ""
+    duration: float = 0.0
+
+    @classmethod
+    def of_operation(cls, op: Operation, status: Status, **details: Any) -> ItemOutcome:
+        """The outcome of a planned operation; ``details`` are the other fields."""
+        return cls(
+            op.key,
+            status,
+            operation=op.kind.value,
+            changes=tuple(op.to_dict()["changes"]),
+            source=str(op.source),
+            **details,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.key.to_dict(),
+            "operation": self.operation,
+            "changes": list(self.changes),
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "http_status": self.http_status,
+            "polyv_code": self.polyv_code,
+            "message": self.message,
+            "request_id": self.request_id,
+            "source": self.source,
+            "duration": round(self.duration, 3),
+        }
+
+
+def settled_outcomes(plan: Plan) -> Iterator[ItemOutcome]:
+    """The outcomes known before anything is sent: unchanged items and plan problems."""
+    for key, source in plan.unchanged:
+        yield ItemOutcome(key, Status.UNCHANGED, source=str(source))
+    for problem in plan.problems:
+        yield ItemOutcome(
+            problem.key,
+            Status.SKIPPED if problem.auth else Status.FAILED,
+            message=problem.message,
+            source=str(problem.source),
+        )
+
+
+def not_attempted(operations: Iterable[Operation], done: set[ItemKey]) -> Iterator[ItemOutcome]:
+    """The operations never dispatched because the run was stopped."""
+    for op in operations:
+        if op.key not in done:
+            yield ItemOutcome.of_operation(
+                op, Status.SKIPPED, message="not attempted: the run was interrupted"
+            )
+
+
+class ApplyStatus(StrEnum):
+    NOTHING_TO_DO = "nothing_to_do"
+    REFUSED = "refused_by_safety"
+    DECLINED = "declined"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class ApplyResult:
+    status: ApplyStatus
+    plan: Plan
+    outcomes: list[ItemOutcome] = field(default_factory=list)
+    requests: int = 0
+    duration: float = 0.0  # seconds since apply began, reads included
+    safety_reasons: tuple[str, ...] = ()
+    journal: Path | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for outcome in self.outcomes:
+            counts[outcome.status.value] += 1
+        return counts
+
+    @property
+    def summary(self) -> str:
+        """The final line a run prints."""
+        if self.status is ApplyStatus.INTERRUPTED and not self.outcomes:
+            return (
+                f"interrupted while reading the live state; nothing was written "
+                f"(requests={self.requests})"
+            )
+        c = self.counts
+        conflicts = f"conflicts={c['conflict']} " if c["conflict"] else ""
+        return (
+            f"changed={c['changed']} unchanged={c['unchanged']} "
+            f"failed={c['failed']} skipped={c['skipped']} {conflicts}"
+            f"requests={self.requests} in {self.duration:.1f}s"
+        )
+
+
+def build_report(
+    result: ApplyResult, *, manifest_digest: str, started: str, cooldowns: int
+) -> dict[str, Any]:
+    return {
+        "format_version": REPORT_FORMAT_VERSION,
+        "manifest": result.plan.manifest,
+        "manifest_digest": manifest_digest,
+        "status": result.status.value,
+        "started": started,
+        "finished": now_iso(),
+        "duration": round(result.duration, 3),
+        "totals": {**result.counts, "requests": result.requests, "cooldowns": cooldowns},
+        "items": [o.to_dict() for o in sorted(result.outcomes, key=lambda o: o.key)],
+    }
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write the report atomically (temp file + rename), mode 0600."""
+    write_private(path, json.dumps(report, indent=2, ensure_ascii=False))
+
+
+def failed_items(path: Path) -> set[ItemKey]:
+    """The failed and skipped items of an earlier run's report."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read the report ({exc})") from None
+    except ValueError as exc:
+        raise ReportError(f"{path}: not a bulkpolyv report: not valid JSON ({exc})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("items"), list):
+        raise ReportError(f"{path}: not a bulkpolyv report: it has no list of items")
+    version = report.get("format_version")
+    if version != REPORT_FORMAT_VERSION:
+        raise ReportError(
+            f"{path}: report format {version!r}, this bulkpolyv reads format "
+            f"{REPORT_FORMAT_VERSION}"
+        )
+    keys = set()
+    for number, item in enumerate(report["items"], start=1):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("not an object")
+            if item.get("status") in (Status.FAILED.value, Status.SKIPPED.value):
+                keys.add(ItemKey.from_dict(item))
+        except ValueError as exc:
+            raise ReportError(f"{path}: item {number} of the report is broken: {exc}") from None
+    return keys

@@ -1,0 +1,146 @@
+"""One request, retried: the retry policy, the per-account circuit, and the caller that
+combines them with the stop signal.
+
+Each request is retried by tenacity according to :class:`RetryPolicy`: transient errors
+back off with full jitter (``Retry-After`` wins when POLYV sends one), rate-limit answers
+wait for the gate's cool-down, permanent errors fail at once. An ``auth`` error opens the
+account's :class:`AccountCircuit`: nothing more is sent for that account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.events import RunEvents
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class RetryPolicy:
+    """How often and how long to wait; tiny and injectable so tests assert the waits."""
+
+    attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Sleep = asyncio.sleep
+
+    def wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, PolyvError):
+            if error.retry_after is not None:
+                return min(error.retry_after, self.backoff_cap * 10)
+            if error.kind is ErrorKind.RATE_LIMITED:
+                return 0.0  # the gate holds every request until the cool-down is over
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return self.rng.uniform(0, ceiling)  # full jitter
+
+
+class Skip(Exception):
+    """An item not attempted (or not attempted again), with the reason."""
+
+
+class Interrupted(Skip):
+    pass
+
+
+class AccountCircuit:
+    """Accounts whose credentials POLYV refused; nothing more is sent for them."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, str] = {}
+
+    def check(self, account: str) -> None:
+        reason = self.open.get(account)
+        if reason is not None:
+            raise Skip(f"account skipped after an authentication error: {reason}")
+
+    def trip(self, account: str, error: PolyvError) -> None:
+        self.open.setdefault(account, str(error))
+
+
+@dataclass
+class Attempted:
+    """The last attempt of one request: how many tries, and what POLYV last said."""
+
+    attempts: int = 0
+    error: PolyvError | None = None
+    request_id: str | None = None
+    http_status: int | None = None
+
+
+class RetryingCaller:
+    """Sends one request for an account, retrying per the policy, unless the run is
+    stopping or the account's circuit is open (then :class:`Skip`)."""
+
+    def __init__(self, policy: RetryPolicy, events: RunEvents) -> None:
+        self.policy = policy
+        self.events = events
+        self.circuit = AccountCircuit()
+        self.stopping = asyncio.Event()
+
+    async def _attempt(
+        self, account: str, call: Callable[[], Awaitable[T]], record: Attempted
+    ) -> T:
+        if self.stopping.is_set():
+            raise Interrupted("interrupted before this request was sent")
+        self.circuit.check(account)
+        record.attempts += 1
+        try:
+            return await call()
+        except PolyvError as error:
+            record.error = error
+            record.request_id = error.request_id or record.request_id
+            record.http_status = error.http_status
+            if error.kind is ErrorKind.AUTH:
+                self.circuit.trip(account, error)
+            raise
+
+    async def call(self, account: str, call: Callable[[], Awaitable[T]], record: Attempted) -> T:
+        # The first attempt runs bare: nearly every request succeeds at once, and a
+        # tenacity controller per request was a tenth of the runner's CPU. A retryable
+        # failure is handed to tenacity as its attempt 1, so the policy is unchanged.
+        try:
+            return await self._attempt(account, call, record)
+        except PolyvError as error:
+            if not error.retryable:
+                raise
+            first_failure: PolyvError | None = error
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info(
+                "retry: account=%s attempt=%d wait=%.2fs reason=%s",
+                account,
+                state.attempt_number,
+                state.upcoming_sleep,
+                error,
+            )
+            self.events.retry(account, state.attempt_number, state.upcoming_sleep, str(error))
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=self.policy.wait,
+            before_sleep=before_sleep,
+            retry=retry_if_exception(lambda e: isinstance(e, PolyvError) and e.retryable),
+            sleep=self.policy.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if first_failure is not None:
+                    replayed, first_failure = first_failure, None
+                    raise replayed
+                return await self._attempt(account, call, record)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
