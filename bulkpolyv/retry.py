@@ -72,12 +72,10 @@ class AccountCircuit:
 
 @dataclass
 class Attempted:
-    """The last attempt of one request: how many tries, and what POLYV last said."""
+    """One request's tries so far, and the error the last failed one got."""
 
     attempts: int = 0
     error: PolyvError | None = None
-    request_id: str | None = None
-    http_status: int | None = None
 
 
 class RetryingCaller:
@@ -101,8 +99,6 @@ class RetryingCaller:
             return await call()
         except PolyvError as error:
             record.error = error
-            record.request_id = error.request_id or record.request_id
-            record.http_status = error.http_status
             if error.kind is ErrorKind.AUTH:
                 self.circuit.trip(account, error)
             raise

@@ -99,7 +99,9 @@ def test_an_account_with_a_wrong_secret_is_skipped_while_others_succeed(world, m
     items = json.loads((tmp_path / "report.json").read_text())["items"]
     west = [i for i in items if i["account"] == "west"]
     assert west and all(i["status"] == "skipped" for i in west)
-    assert "签名错误" in west[0]["message"] or "signature" in west[0]["message"]
+    # v4 reads say 签名错误, v2 reads "invalid signature."; which read of the account
+    # fails first depends on concurrent arrival, not on a seed, so either may be quoted.
+    assert "签名错误" in west[0]["message"] or "invalid signature." in west[0]["message"]
     assert "WRONG-SECRET" not in out + err + (tmp_path / "report.json").read_text()
 
 

@@ -26,6 +26,7 @@ def test_tiny_benchmark_runs_and_reports_every_figure(tmp_path):
         "speed-up",
         "bare loop",
         "runner peak RSS",
+        "requests ÷ minimum",
     ):
         assert any(expected in name for name in names), expected
     assert "figure" in result.stdout and "goal" in result.stdout

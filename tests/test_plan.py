@@ -1,13 +1,6 @@
 """Pure planning: diffs, normalisation, redaction, sorting, safety."""
 
-from bulkpolyv.manifest.model import (
-    DesiredAccount,
-    DesiredChannel,
-    DesiredMonitor,
-    Limits,
-    Manifest,
-)
-from bulkpolyv.manifest.problems import Location
+from bulkpolyv.manifest.model import DesiredChannel
 from bulkpolyv.plan import (
     ItemKey,
     LiveState,
@@ -19,30 +12,8 @@ from bulkpolyv.plan import (
 )
 from bulkpolyv.records import Monitor
 from bulkpolyv.render import render_json, render_markdown, render_text
-
-HERE = Location("m.yaml", 1, 1)
-
-
-def monitor(mid, nickname=None, password=None, enable=None):
-    return DesiredMonitor(mid, nickname, password, enable, Location("m.yaml", 10 + mid, 5))
-
-
-def manifest(*accounts):
-    return Manifest("m.yaml", "https://api.polyv.net", Limits(), tuple(accounts), "digest")
-
-
-def account(name="east", callback=None, manages=True, channels=()):
-    return DesiredAccount(
-        name=name,
-        user_id="u",
-        app_id="a",
-        app_secret="s",
-        source=HERE,
-        manages_callback=manages,
-        record_callback=callback,
-        channels=tuple(channels),
-        callback_source=Location("m.yaml", 5, 3),
-    )
+from tests.models import HERE, account, monitor
+from tests.models import manifest_of as manifest
 
 
 def test_urls_compare_after_normalising_scheme_host_and_default_port():

@@ -74,10 +74,11 @@ def test_no_secret_reaches_any_output_even_with_debug_logs(tmp_path, monkeypatch
         ):
             result = runner.invoke(cli, args, catch_exceptions=False)
             outputs += [result.stdout, result.stderr]
-    assert "retry:" in "".join(outputs) or "apply:" in "".join(outputs)  # debug logs were on
+    assert "apply: item=" in "".join(outputs)  # debug logs were on
     for name in ("plan.json", "r.json", "j.jsonl"):
         outputs.append((tmp_path / name).read_text())
-        assert (tmp_path / name).stat().st_mode & 0o077 == 0 or name == "plan.json"
+    for private in ("r.json", "j.jsonl"):
+        assert (tmp_path / private).stat().st_mode & 0o077 == 0
     everything = "\n".join(outputs)
     for secret in (
         "EASTSECRET-4f1e9a",
@@ -244,39 +245,29 @@ def _apply(tmp_path, sim, manifest, *extra):
     return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 
-async def test_30_percent_errors_and_5_percent_drops_converge_within_1_6x_requests(
-    tmp_path, capsys
-):
-    from bulkpolyv.manifest import load_manifest
-    from bulkpolyv.run import RunSettings, apply, open_runtime
+async def test_30_percent_errors_and_5_percent_drops_converge_with_nothing_failed(tmp_path):
+    """Every item gets through a seeded storm of 5xx answers and dropped connections, and a
+    second run finds nothing to change. (How many requests that costs is a statistical
+    figure: bench/run.py measures it, worst of several seeds, against the 1.6× goal.)"""
+    from bulkpolyv import RunSettings, apply, load_manifest, open_runtime
     from bulkpolyv.sim import PolyvSimulator, SimConfig, SimServer
 
-    # 0.35 ** 10: an item fails all its tries about once in 36,000 requests. Any retrying
-    # client needs 1 / 0.65 = 1.54x on average; ~1,000 requests keep the sample's spread
-    # under the goal's 0.06 of headroom (with 64 requests, 12 of 30 seeds go over 1.6).
-    path = write_manifest(tmp_path, channels=300, attempts=10)
+    path = write_manifest(tmp_path, channels=20, attempts=10)
     manifest = load_manifest(path, env=ENV)
     faults = FaultConfig(error_rate=0.30, drop_rate=0.05, seed=11)
     simulator = PolyvSimulator(seeded_state(path, {}), SimConfig(), faults)
-    # Short backoffs: the waits are the executor's business, tested apart; here we count.
-    settings = RunSettings(concurrency=32, backoff_base=0.01, backoff_cap=0.05)
+    # Short backoffs: the waits are the executor's business, tested apart.
+    settings = RunSettings(concurrency=8, backoff_base=0.01, backoff_cap=0.05)
     async with SimServer(simulator) as server:
         settings.api_base = server.url
         async with open_runtime(manifest, settings, rng=random.Random(1)) as runtime:
             result = await apply(manifest, runtime, handle_signals=False)
-        assert result.counts["failed"] == 0 and result.counts["skipped"] == 0
-        minimum = 602 + result.counts["changed"]  # 2 + 600 reads, one write per change
-        ratio = simulator.stats.requests / minimum
-        with capsys.disabled():
-            print(
-                f"\n[faults] 30% 5xx + 5% drops: {simulator.stats.requests} requests "
-                f"for a minimum of {minimum}: {ratio:.2f}x"
-            )
-        assert ratio < 1.6
+        assert (result.counts["failed"], result.counts["skipped"]) == (0, 0)
+        assert simulator.stats.injected_errors > 0 and simulator.stats.dropped > 0
         simulator.faults.config.error_rate = simulator.faults.config.drop_rate = 0
         async with open_runtime(manifest, settings) as runtime:
             again = await apply(manifest, runtime, handle_signals=False)
-        assert again.counts["changed"] == 0 and again.counts["unchanged"] == 1202
+        assert (again.counts["changed"], again.counts["unchanged"]) == (0, 82)
 
 
 def test_the_simulator_going_away_for_a_while_does_not_stop_the_run(tmp_path, monkeypatch):
@@ -284,21 +275,29 @@ def test_the_simulator_going_away_for_a_while_does_not_stop_the_run(tmp_path, mo
 
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    manifest = write_manifest(tmp_path, channels=20)
+    # Enough attempts that the retries of one request always outlast the outage.
+    manifest = write_manifest(tmp_path, channels=20, attempts=12)
     faults = FaultConfig(latency_min=0.01, latency_max=0.02)
     with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+        outage: dict[str, float] = {}
 
-        def outage() -> None:
+        def go_away() -> None:
             time.sleep(0.15)
             sim.call(sim.server.stop())
+            outage["down"] = time.monotonic()
             time.sleep(2.5)  # a few seconds of refused connections
+            outage["up"] = time.monotonic()
             sim.call(sim.server.start())
 
-        thread = threading.Thread(target=outage)
+        thread = threading.Thread(target=go_away)
+        started = time.monotonic()
         thread.start()
         result = _apply(tmp_path, sim, manifest, "--concurrency", "2")
+        finished = time.monotonic()
         thread.join()
         assert result.exit_code == 0, result.stdout
+        # the outage really fell inside the run, and the run was not done before it
+        assert started < outage["down"] < outage["up"] < finished
         assert "No changes" in _apply(tmp_path, sim, manifest).stdout
 
 
