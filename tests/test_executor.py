@@ -8,6 +8,7 @@ import pytest
 from aioresponses import aioresponses
 
 from bulkpolyv.client import PolyvClient
+from bulkpolyv.events import RunEvents
 from bulkpolyv.executor import Executor
 from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind, Plan, credentials_by_account
 from bulkpolyv.report import Status
@@ -46,11 +47,28 @@ def mocked():
         yield m
 
 
-async def run(plan, sleeps, concurrency=1):
+async def run(plan, sleeps, concurrency=1, events=None):
     async with aiohttp.ClientSession() as session:
         client = PolyvClient(session)
         policy = RetryPolicy(attempts=5, rng=random.Random(1), sleep=sleeps)
-        return await Executor(client, concurrency=concurrency, policy=policy).apply(plan)
+        executor = Executor(client, concurrency=concurrency, policy=policy, events=events)
+        return await executor.apply(plan)
+
+
+class Recorder(RunEvents):
+    """What the executor tells its observers, in order."""
+
+    def __init__(self):
+        self.seen = []
+
+    def sending(self, op):
+        self.seen.append(("sending", str(op.key)))
+
+    def outcome(self, outcome):
+        self.seen.append(("outcome", str(outcome.key), outcome.status))
+
+    def retry(self, account, attempt, wait, reason):
+        self.seen.append(("retry", account, attempt, wait))
 
 
 OK = {"code": 200, "status": "success", "requestId": "r", "data": None, "success": True}
@@ -124,3 +142,16 @@ async def test_an_auth_error_skips_the_rest_of_the_account_only(mocked):
     assert by_key[("east", 2)].status is Status.SKIPPED
     assert "签名错误" in by_key[("east", 3)].message
     assert by_key[("west", 1)].status is Status.CHANGED
+
+
+async def test_observers_hear_each_send_retry_and_outcome_in_order(mocked):
+    update = url_re("/live/v4/seminar/monitor/update")
+    mocked.post(update, status=503, body="busy", headers={"Retry-After": "2"})
+    mocked.post(update, payload=OK)
+    recorder = Recorder()
+    await run(plan_of(op("east", 1)), Sleeps(), events=recorder)
+    assert recorder.seen == [
+        ("sending", "east/10 monitor 1"),
+        ("retry", "east", 1, 2.0),
+        ("outcome", "east/10 monitor 1", Status.CHANGED),
+    ]

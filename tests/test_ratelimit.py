@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.events import RunEvents
 from bulkpolyv.ratelimit import CoolDown, RequestGate, SlidingWindowLimiter
 
 
@@ -99,16 +100,26 @@ async def test_gate_sends_nothing_while_cooling_down():
     assert send_times == [tripped_at + 60] * 5  # all of them, the moment the pause ends
 
 
-async def test_retry_after_sets_the_pause_length():
+async def test_retry_after_sets_the_pause_length_and_observers_hear_of_it():
     fake = FakeTime()
     cooldown = CoolDown(300, clock=fake.clock, sleep=fake.sleep)
+    heard = []
+
+    class Observer(RunEvents):
+        def cooldown(self, seconds: float) -> None:
+            heard.append(seconds)
+
     gate = RequestGate(
-        SlidingWindowLimiter(10, 1, clock=fake.clock, sleep=fake.sleep), cooldown, concurrency=1
+        SlidingWindowLimiter(10, 1, clock=fake.clock, sleep=fake.sleep),
+        cooldown,
+        concurrency=1,
+        events=Observer(),
     )
     with pytest.raises(PolyvError):
         async with gate.slot():
             raise PolyvError(ErrorKind.RATE_LIMITED, "slow down", retry_after=7)
     assert cooldown.remaining() == 7
+    assert heard == [7]
 
 
 async def test_a_burst_of_connection_failures_counts_as_rate_limited():
