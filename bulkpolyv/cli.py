@@ -102,7 +102,7 @@ def plan(
     result = asyncio.run(run())
     click.echo(RENDERERS[fmt](result))
     if out:
-        write_plan_file(Path(out), result, manifest)
+        write_plan_file(Path(out), result)
     if result.problems:
         sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.CHANGES if result.has_changes else ExitCode.OK)

@@ -39,11 +39,11 @@ def fingerprint(app_secret: str, field: str, value: str | None) -> str:
     return hmac.new(app_secret.encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def plan_file_dict(plan: Plan, manifest: Manifest) -> dict[str, Any]:
-    secrets = {a.name: a.app_secret for a in manifest.accounts}
+def plan_file_dict(plan: Plan) -> dict[str, Any]:
+    """The plan's JSON with the fingerprints, keyed with the secrets the plan carries."""
     data = plan.to_dict()
     for entry, op in zip(data["operations"], plan.operations, strict=True):
-        secret = secrets[op.key.account]
+        secret = plan.credentials[op.key.account].app_secret
         for shown, change in zip(entry["changes"], op.changes, strict=True):
             shown["before_fingerprint"] = (
                 fingerprint(secret, change.field, change.before) if change.before_known else None
@@ -52,9 +52,9 @@ def plan_file_dict(plan: Plan, manifest: Manifest) -> dict[str, Any]:
     return data
 
 
-def write_plan_file(path: Path, plan: Plan, manifest: Manifest) -> None:
+def write_plan_file(path: Path, plan: Plan) -> None:
     path.write_text(
-        json.dumps(plan_file_dict(plan, manifest), indent=2, ensure_ascii=False) + "\n",
+        json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
     )
 

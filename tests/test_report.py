@@ -146,3 +146,18 @@ def test_a_broken_report_is_refused_with_a_sentence_naming_the_file(tmp_path, co
 def test_a_missing_report_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ReportError, match=r"gone\.json: cannot read the report"):
         failed_items(tmp_path / "gone.json")
+
+
+def test_retry_failed_with_a_broken_report_exits_1_with_the_sentence(tmp_path, monkeypatch, capsys):
+    from bulkpolyv.cli import main
+
+    broken = tmp_path / "report.json"
+    broken.write_text('{"format_version": 1, "items": [')
+    argv = ["bulkpolyv", "apply", "m.yaml", "--yes", "--retry-failed", str(broken)]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"bulkpolyv: {broken}: not a bulkpolyv report: not valid JSON (")
+    assert "Traceback" not in err
