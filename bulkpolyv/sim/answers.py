@@ -50,6 +50,7 @@ def injected_error(
     if faults.echo_url == "html":
         response = echo_page(status, url)
     elif faults.echo_url == "json":
+        # 50000 is made up: what matters is a POLYV-shaped body quoting the URL.
         rejection = Rejection(status, f"internal error while processing {url}", 50000)
         body = failure(rejection, request_id, v4=v4)
         response = web.json_response(body, status=status)
