@@ -275,3 +275,15 @@ async def test_a_refused_port_refuses():
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectorError):
             await session.get(f"http://127.0.0.1:{refused_port()}/")
+
+
+async def test_the_network_delay_can_be_switched_on_through_admin_config():
+    simulator = make_sim()
+    async with SimServer(simulator) as server, aiohttp.ClientSession() as session:
+        delay = {"network_delay_min": 0.05, "network_delay_max": 0.1, "seed": 4}
+        status, _, _ = await call(
+            session, "POST", server.url + "/_sim/config", json_body={"faults": delay}
+        )
+    assert status == 200
+    expected = random.Random("network-4").uniform(0.05, 0.1)
+    assert simulator.faults.network_delay() == expected
