@@ -1,11 +1,18 @@
-"""PolyvClient: the four POLYV calls bulkpolyv makes, typed results in, typed errors out.
+"""PolyvClient: the POLYV calls bulkpolyv makes, typed results in, typed errors out.
 
 The client owns no session and no policy. It is handed an ``aiohttp.ClientSession`` (tests
 hand it one patched by aioresponses, the demo one pointed at the simulator) and an optional
 *gate*, the shared object that decides when a request may be sent (rate limit, cool-down,
 concurrency). Every request passes through the gate, so no code path can send around it.
 One call is one attempt: retries are the executor's business, and because signing happens
-here, at send time, every retry is signed afresh.
+here, at send time (with the server's time once a skew was seen), every retry is signed
+afresh.
+
+What goes on the wire: v2 calls carry their signed parameters as a form body, as POLYV's
+Java SDK does, so a callback URL's token never sits in a query string that proxies and
+access logs keep; v4 calls carry the signed ``appId``/``timestamp``/``channelId`` (no
+secrets) in the query and the unsigned JSON body. Redirects are never followed: a signed
+request and a monitor password must not leave for another host.
 
 This is the only module that knows aiohttp's exceptions; they leave it as
 :class:`~bulkpolyv.errors.PolyvError`.
@@ -14,38 +21,74 @@ This is the only module that knows aiohttp's exceptions; they leave it as
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
-from bulkpolyv.errors import ErrorKind, PolyvError, classify
+from bulkpolyv.answers import ApiResult, BodyTooLarge, interpret, read_body, retry_after_seconds
+from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.records import Credentials, Monitor, MonitorUpdate
+from bulkpolyv.serverclock import ServerClock
 from bulkpolyv.signing import signed_params
+from bulkpolyv.urls import redact_url
 
 DEFAULT_API_BASE = "https://api.polyv.net"
 DEFAULT_TIMEOUT = 20.0
-# A POLYV answer is a few hundred bytes; anything far larger is a proxy's page or garbage,
-# and is not worth holding in memory.
-MAX_BODY_BYTES = 1 << 20
-QUOTE_BYTES = 120
+CONNECT_TIMEOUT = 10.0
 
-# --- The endpoints. Details marked unconfirmed in shared/polyv-api.md live here. -----------
-SET_RECORD_CALLBACK = "/live/v2/user/{user_id}/set-record-callback"
+# --- The endpoints and bodies. Details marked unconfirmed in shared/polyv-api.md live here.
+CALLBACK_KINDS = ("record", "playback", "stream")
+SET_CALLBACK = {
+    "record": "/live/v2/user/{user_id}/set-record-callback",
+    "playback": "/live/v2/user/{user_id}/set-playback-callback",
+    "stream": "/live/v2/user/{user_id}/set-stream-callback",
+}
 GET_CALLBACK_SETTINGS = "/live/v4/user/global-setting/callback/get"
+# The field of callback/get (polyv-api.md §2.6) that holds each kind's URL.
+CALLBACK_FIELDS = {
+    "record": "recordCallbackUrl",
+    "playback": "playbackCallbackUrl",
+    "stream": "streamCallbackUrl",
+}
 LIST_MONITORS = "/live/v4/seminar/monitor/list"
 UPDATE_MONITOR = "/live/v4/seminar/monitor/update"
+QUERY_MONITOR_SETTING = "/live/v4/seminar/monitor/querySetting"
+UPDATE_MONITOR_SETTING = "/live/v4/seminar/monitor/updateSetting"
+# updateSetting's parameter table names the field ``enabled``; its own example sends
+# ``enable`` (polyv-api.md §2.5, unconfirmed which one POLYV honours). We send the table's.
+MONITOR_SETTING_FIELD = "enabled"
+CHANNEL_CALLBACK_SETTING = "/live/v3/channel/callback/get-setting"
 
 
 @dataclass(frozen=True)
-class ApiResult:
-    http_status: int
-    request_id: str | None
-    data: Any = field(repr=False)
+class CallbackSettings:
+    """The account's callbacks by kind (None: unset), and which fields POLYV returned."""
+
+    urls: Mapping[str, str | None]
+    fields: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ChannelCallbackSetting:
+    """Whether a channel follows the account's callbacks (``globalSettingEnabled``)."""
+
+    follows_account: bool | None  # None: POLYV did not say
+    fields: frozenset[str]
+
+
+@dataclass(frozen=True)
+class MonitorListing:
+    """A channel's monitor accounts, and what the list showed of its own shape."""
+
+    monitors: list[Monitor]
+    fields: frozenset[str]  # every field name seen in any entry
+    integer_ids: bool  # every ``id`` was a JSON integer
 
 
 def monitor_update_body(update: MonitorUpdate) -> dict[str, object]:
@@ -78,10 +121,15 @@ class _OpenGate:
 
 
 def new_session(*, connections: int = 100) -> aiohttp.ClientSession:
-    """A session suited to POLYV: a bounded connection pool, no cookies kept."""
+    """A session suited to POLYV: a bounded connection pool, no cookies kept, the
+    environment's proxy settings honoured (HTTP(S)_PROXY, NO_PROXY), and decompression
+    left to :func:`~bulkpolyv.answers.read_body`, which bounds what a body inflates to."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections),
         cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=True,
+        auto_decompress=False,
+        headers={"Accept-Encoding": "gzip, deflate"},
     )
 
 
@@ -102,60 +150,109 @@ class PolyvClient:
         # aiohttp silently re-sends an idempotent request (our GETs) once when a reused
         # keep-alive connection is closed under it. That second send never passes the gate,
         # so the rate limit could be exceeded without anyone counting it. There is no public
-        # switch (aiohttp 3.9-3.13); the private one is set when present, and a test pins it.
+        # switch (aiohttp 3.10-3.13); the private one is set when present, and a test pins it.
         if hasattr(session, "_retry_connection"):
             session._retry_connection = False
         self._base = api_base.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        parts = urlsplit(self._base)
+        self.host = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=min(CONNECT_TIMEOUT, timeout)
+        )
         self._gate: Gate = gate or _OpenGate()
-        self._clock = clock
+        self.clock = ServerClock(clock, host=parts.hostname or self._base)
         self._ssl = ssl
+        self._decode = not getattr(session, "auto_decompress", True)
+        # Whether the host has ever answered over HTTP: a connection that fails before any
+        # answer means "unreachable", not "rate limited".
+        self.answered = False
+
+    # --- account callbacks -----------------------------------------------------------------
+
+    async def set_callback(self, account: Credentials, kind: str, url: str | None) -> ApiResult:
+        """Set one of the account's callbacks; ``None`` switches it off (``url`` left out)."""
+        path = SET_CALLBACK[kind].format(user_id=account.user_id)
+        return await self._call("POST", path, account, {"url": url}, v4=False)
 
     async def set_record_callback(self, account: Credentials, url: str | None) -> ApiResult:
-        """Set the account's record callback; ``None`` switches it off (``url`` left out)."""
-        path = SET_RECORD_CALLBACK.format(user_id=account.user_id)
-        return await self._call("POST", path, account, {"url": url}, v4=False)
+        return await self.set_callback(account, "record", url)
+
+    async def get_callbacks(self, account: Credentials) -> CallbackSettings:
+        """All of the account's callbacks, from one ``callback/get`` read."""
+        result = await self._call("GET", GET_CALLBACK_SETTINGS, account, {}, v4=True)
+        data = result.data if result.data is not None else {}
+        if not isinstance(data, dict):
+            raise self._bad_shape(GET_CALLBACK_SETTINGS, result, "data is not an object")
+        urls: dict[str, str | None] = {}
+        for kind, name in CALLBACK_FIELDS.items():
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise self._bad_shape(GET_CALLBACK_SETTINGS, result, f"{name} not a string")
+            urls[kind] = value or None
+        return CallbackSettings(urls, frozenset(data))
 
     async def get_callback_settings(self, account: Credentials) -> str | None:
         """The account's record-callback URL, or None when it is not set."""
-        result = await self._call("GET", GET_CALLBACK_SETTINGS, account, {}, v4=True)
-        data = result.data
-        if data is None:
-            return None
-        if not isinstance(data, dict):
-            raise self._bad_shape(GET_CALLBACK_SETTINGS, result, "data is not an object")
-        url = data.get("recordCallbackUrl")
-        if url is not None and not isinstance(url, str):
-            raise self._bad_shape(GET_CALLBACK_SETTINGS, result, "recordCallbackUrl not a string")
-        return url or None
+        return (await self.get_callbacks(account)).urls["record"]
+
+    # --- monitors --------------------------------------------------------------------------
 
     async def list_monitors(self, account: Credentials, channel_id: int) -> list[Monitor]:
+        return (await self.inspect_monitors(account, channel_id)).monitors
+
+    async def inspect_monitors(self, account: Credentials, channel_id: int) -> MonitorListing:
         result = await self._call("GET", LIST_MONITORS, account, {"channelId": channel_id}, v4=True)
         data = result.data if result.data is not None else []
         if not isinstance(data, list):
             raise self._bad_shape(LIST_MONITORS, result, "data is not a list")
-        monitors = []
+        monitors, fields, integer_ids = [], set(), True
         for entry in data:
             try:
                 monitors.append(_parse_monitor(entry, channel_id))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 why = "a monitor entry is malformed"
                 raise self._bad_shape(LIST_MONITORS, result, why) from None
-        return monitors
+            fields.update(entry)
+            integer_ids = integer_ids and type(entry["id"]) is int
+        return MonitorListing(monitors, frozenset(fields), integer_ids)
 
     async def update_monitor(
         self, account: Credentials, channel_id: int, update: MonitorUpdate
     ) -> ApiResult:
+        body = monitor_update_body(update)
         return await self._call(
-            "POST",
-            UPDATE_MONITOR,
-            account,
-            {"channelId": channel_id},
-            v4=True,
-            json_body=monitor_update_body(update),
+            "POST", UPDATE_MONITOR, account, {"channelId": channel_id}, v4=True, json_body=body
         )
 
-    # --- one request ----------------------------------------------------------------------
+    async def get_monitoring(self, account: Credentials, channel_id: int) -> str | None:
+        """The channel's monitor switch, ``"Y"``/``"N"``, or None when POLYV did not say."""
+        params = {"channelId": channel_id}
+        result = await self._call("GET", QUERY_MONITOR_SETTING, account, params, v4=True)
+        if result.data is None:
+            return None
+        if not isinstance(result.data, dict):
+            raise self._bad_shape(QUERY_MONITOR_SETTING, result, "data is not an object")
+        return _yes_no(result.data.get("enabled"))
+
+    async def set_monitoring(self, account: Credentials, channel_id: int, on: str) -> ApiResult:
+        body: dict[str, object] = {MONITOR_SETTING_FIELD: on}
+        params = {"channelId": channel_id}
+        return await self._call(
+            "POST", UPDATE_MONITOR_SETTING, account, params, v4=True, json_body=body
+        )
+
+    async def get_channel_callback_setting(
+        self, account: Credentials, channel_id: int
+    ) -> ChannelCallbackSetting:
+        params = {"channelId": channel_id}
+        result = await self._call("GET", CHANNEL_CALLBACK_SETTING, account, params, v4=True)
+        data = result.data if result.data is not None else {}
+        if not isinstance(data, dict):
+            raise self._bad_shape(CHANNEL_CALLBACK_SETTING, result, "data is not an object")
+        follows = _yes_no(data.get("globalSettingEnabled"))
+        return ChannelCallbackSetting(None if follows is None else follows == "Y", frozenset(data))
+
+    # --- one request -----------------------------------------------------------------------
 
     async def _call(
         self,
@@ -168,35 +265,73 @@ class PolyvClient:
         json_body: dict[str, object] | None = None,
     ) -> ApiResult:
         endpoint = f"{method} {path}"
+        secrets = (account.app_secret, *_secret_values(params), *_secret_values(json_body))
         async with self._gate.slot():
             # Signed inside the slot: a request that waited for the rate limiter still goes
             # out with a fresh timestamp.
-            query = signed_params(
-                params, app_id=account.app_id, app_secret=account.app_secret, clock=self._clock
+            signed = signed_params(
+                params, app_id=account.app_id, app_secret=account.app_secret, clock=self.clock
+            )
+            request: dict[str, Any] = (
+                {"params": signed, "json": json_body} if v4 else {"data": signed}
             )
             try:
                 async with self._session.request(
                     method,
                     self._base + path,
-                    params=query,
-                    json=json_body,
+                    **request,
                     timeout=self._timeout,
                     ssl=None if self._ssl else False,
+                    allow_redirects=False,
                 ) as response:
-                    body = await _read_capped(response)
+                    self.answered = True
+                    date = response.headers.get("Date")
+                    self.clock.observe(date)
+                    if 300 <= response.status < 400:
+                        raise _redirected(endpoint, response)
+                    body = await read_body(response, decode=self._decode)
                     status = response.status
-                    retry_after = _retry_after(response.headers.get("Retry-After"))
-            except TimeoutError:
-                raise PolyvError(ErrorKind.TRANSIENT, "timed out", endpoint) from None
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            except BodyTooLarge:
+                raise PolyvError(
+                    ErrorKind.PERMANENT, "got an answer over 1 MiB", endpoint, foreign=True
+                ) from None
+            except TimeoutError as exc:
+                raise self._timed_out(endpoint, exc) from None
             except aiohttp.ClientResponseError as exc:
                 raise PolyvError(
-                    classify(exc.status), f"bad HTTP answer: {exc.message}", endpoint, exc.status
+                    ErrorKind.TRANSIENT, f"bad HTTP answer: {exc.message}", endpoint, exc.status
                 ) from None
             except aiohttp.ClientError as exc:
-                raise PolyvError(
-                    ErrorKind.TRANSIENT, f"connection failed: {type(exc).__name__}", endpoint
-                ) from None
-            return _interpret(endpoint, status, body, retry_after, v4=v4)
+                raise self._connection_failed(endpoint, exc) from None
+            try:
+                return interpret(endpoint, status, body, retry_after, v4=v4, secrets=secrets)
+            except PolyvError as error:
+                if error.timestamp_rejected:
+                    self.clock.observe(date, timestamp_rejected=True)
+                raise
+
+    def _timed_out(self, endpoint: str, exc: BaseException) -> PolyvError:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError) and not self.answered:
+            return PolyvError(
+                ErrorKind.UNREACHABLE,
+                f"{self.host} did not accept a connection within {CONNECT_TIMEOUT:g} s",
+                endpoint,
+            )
+        return PolyvError(ErrorKind.TRANSIENT, "timed out", endpoint)
+
+    def _connection_failed(self, endpoint: str, exc: aiohttp.ClientError) -> PolyvError:
+        """Refused, DNS, TLS, proxy, no route: "unreachable" while the host has never
+        answered; afterwards a transient failure (the gate watches for a burst of them)."""
+        reason = _os_reason(exc)
+        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientSSLError) and (
+            not self.answered
+            or isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError)
+        ):
+            return PolyvError(
+                ErrorKind.UNREACHABLE, f"cannot reach {self.host}: {reason}", endpoint
+            )
+        return PolyvError(ErrorKind.TRANSIENT, f"connection failed: {reason}", endpoint)
 
     @staticmethod
     def _bad_shape(path: str, result: ApiResult, why: str) -> PolyvError:
@@ -209,78 +344,41 @@ class PolyvClient:
         )
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    length = response.content_length
-    if length is not None and length <= MAX_BODY_BYTES:
-        return await response.read()  # the usual case, in one call
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(65536):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            break
-    return b"".join(chunks)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
+def _redirected(endpoint: str, response: aiohttp.ClientResponse) -> PolyvError:
+    target = response.headers.get("Location", "")
     try:
-        seconds = float(value)
+        shown = redact_url(str(response.url.join(URL(target))))
     except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
+        shown = "an unreadable Location"
+    return PolyvError(
+        ErrorKind.PERMANENT,
+        f"redirected to {shown} — not followed: bulkpolyv sends signed requests to the "
+        "configured API host only (check api_base)",
+        endpoint,
+        response.status,
+        foreign=True,
+    )
 
 
-def _quote(body: bytes) -> str:
-    text = body[:QUOTE_BYTES].decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return repr(text + ("…" if len(body) > QUOTE_BYTES else ""))
+def _os_reason(exc: aiohttp.ClientError) -> str:
+    """The OS's own words (``Connection refused``, ``Name or service not known``)."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror
+    return str(exc) or type(exc).__name__
 
 
-def _interpret(
-    endpoint: str, status: int, body: bytes, retry_after: float | None, *, v4: bool
-) -> ApiResult:
-    """Turn one HTTP answer into a result or a PolyvError."""
-    try:
-        payload = json.loads(body) if len(body) <= MAX_BODY_BYTES else None
-    except (ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict):
-        what = "an empty answer" if not body else f"a non-JSON answer {_quote(body)}"
-        if len(body) > MAX_BODY_BYTES:
-            what = f"an answer over {MAX_BODY_BYTES} bytes"
-        kind = classify(status)
-        if 200 <= status < 300:
-            kind = ErrorKind.TRANSIENT  # a truncated success body: ask again
-        raise PolyvError(kind, f"got {what}", endpoint, status, retry_after=retry_after)
+def _secret_values(values: Mapping[str, object] | None) -> list[str]:
+    """Values of a request that must not come back in a quoted answer."""
+    if not values:
+        return []
+    return [str(v) for k, v in values.items() if k in ("url", "password") and v]
 
-    request_id = _text(payload.get("requestId"))
-    code = payload.get("code")
-    status_text = _text(payload.get("status")) or ""
-    succeeded = status_text == "success" and code in (200, "200") and 200 <= status < 300
-    if v4 and payload.get("success") is False:
-        succeeded = False
-    if succeeded:
-        return ApiResult(status, request_id, payload.get("data"))
 
-    error = payload.get("error") if v4 else None
-    if isinstance(error, dict):
-        v4_code = error.get("code")
-        v4_code = v4_code if isinstance(v4_code, int) else None
-        message = _text(error.get("desc")) or _text(payload.get("message")) or "error"
-        polyv_code: int | str | None = v4_code if v4_code is not None else code
-    else:
-        v4_code = None
-        message = _text(payload.get("message")) or status_text or "error"
-        polyv_code = code if isinstance(code, int | str) else None
-    http_status = status
-    if 200 <= status < 300 and isinstance(code, int) and code >= 400:
-        # v2 sometimes answers 200 with the real status in the body.
-        http_status = code
-    kind = classify(http_status, status=status_text, message=message, v4_code=v4_code)
-    raise PolyvError(kind, message, endpoint, http_status, polyv_code, request_id, retry_after)
+def _yes_no(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    return value if value in ("Y", "N") else None
 
 
 def _text(value: object) -> str | None:
@@ -290,25 +388,24 @@ def _text(value: object) -> str | None:
 def _parse_monitor(entry: object, channel_id: int) -> Monitor:
     if not isinstance(entry, dict):
         raise TypeError("not an object")
-    enable = entry.get("enable")
-    if isinstance(enable, bool):
-        enable = "Y" if enable else "N"
     return Monitor(
         id=int(entry["id"]),
         channel_id=int(entry.get("channelId", channel_id)),
         nickname=_text(entry.get("nickname")),
         password=_text(entry.get("password")),
-        enable=enable if enable in ("Y", "N") else None,
+        enable=_yes_no(entry.get("enable")),
     )
 
 
 __all__ = [
+    "CALLBACK_KINDS",
     "DEFAULT_API_BASE",
     "ApiResult",
-    "Credentials",
+    "CallbackSettings",
+    "ChannelCallbackSetting",
     "Gate",
-    "Monitor",
-    "MonitorUpdate",
+    "MonitorListing",
     "PolyvClient",
     "monitor_update_body",
+    "new_session",
 ]

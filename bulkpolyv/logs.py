@@ -1,33 +1,91 @@
-"""Logging set-up for the command: plain lines or JSON lines for log shippers.
+"""Logging set-up for the command: plain lines, or JSON lines for log shippers.
 
-Log calls across bulkpolyv use %-args and never format secrets into the message.
+Log calls across bulkpolyv use %-args and never format secrets into the message. Calls
+that describe an item also pass its fields as ``extra`` (see :data:`FIELDS`), which the
+JSON format turns into keys of their own, so a log shipper can filter on ``account`` or
+``polyv_code`` without parsing sentences. On a terminal, log lines go through the same
+console as the progress display, so a warning never lands in the middle of a bar.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
+from typing import Any, Protocol
+
+# The structured fields a log call may pass as ``extra``; only these reach JSON lines.
+FIELDS = (
+    "event",
+    "account",
+    "channel",
+    "monitor",
+    "callback",
+    "status",
+    "attempts",
+    "http_status",
+    "polyv_code",
+    "request_id",
+    "wait",
+)
+
+
+class Console(Protocol):
+    def print(self, *objects: Any, **options: Any) -> None: ...
+
+
+def iso_utc(seconds: float) -> str:
+    """``2026-11-22T14:54:10.123Z``: ISO-8601, UTC, milliseconds."""
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "ts": self.formatTime(record),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": record.getMessage(),
-            },
-            ensure_ascii=False,
-        )
+        line: dict[str, Any] = {
+            "ts": iso_utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = value
+        return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure_logging(*, verbose: int = 0, quiet: bool = False, json_format: bool = False) -> None:
+class ConsoleHandler(logging.Handler):
+    """Writes through a rich console, which keeps a live progress display intact."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self._console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._console.print(self.format(record), markup=False, highlight=False)
+        except Exception:  # a log line must never end the run
+            self.handleError(record)
+
+
+def configure_logging(
+    *,
+    verbose: int = 0,
+    quiet: bool = False,
+    json_format: bool = False,
+    console: Console | None = None,
+) -> None:
+    """``-q``: errors only; default: warnings; ``-v``: info; ``-vv``: debug."""
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = (
+        ConsoleHandler(console)
+        if console is not None and not json_format
+        else logging.StreamHandler(sys.stderr)
+    )
     handler.setFormatter(
         JsonFormatter()
         if json_format

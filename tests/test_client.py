@@ -80,10 +80,11 @@ async def test_set_record_callback_signs_every_parameter_sent(client, mocked):
         payload={"code": 200, "status": "success", "message": "", "data": ""},
     )
     await client.set_record_callback(ACCOUNT, "https://hooks/x?token=abc")
-    url, _ = sent(mocked, "POST")
-    query = dict(url.query)
-    assert query["url"] == "https://hooks/x?token=abc"
-    assert query["sign"] == sign({k: v for k, v in query.items() if k != "sign"}, "TOPSECRET-app")
+    url, kwargs = sent(mocked, "POST")
+    form = kwargs["data"]
+    assert not url.query  # v2 parameters travel as a form body, never in the query string
+    assert form["url"] == "https://hooks/x?token=abc"
+    assert form["sign"] == sign({k: v for k, v in form.items() if k != "sign"}, "TOPSECRET-app")
 
 
 async def test_switching_the_callback_off_leaves_url_out(client, mocked):
@@ -92,8 +93,8 @@ async def test_switching_the_callback_off_leaves_url_out(client, mocked):
         payload={"code": 200, "status": "success", "message": "", "data": ""},
     )
     await client.set_record_callback(ACCOUNT, None)
-    url, _ = sent(mocked, "POST")
-    assert "url" not in url.query
+    _, kwargs = sent(mocked, "POST")
+    assert set(kwargs["data"]) == {"appId", "timestamp", "sign"}
 
 
 async def test_list_monitors_parses_entries(client, mocked):
@@ -145,7 +146,7 @@ def test_update_body_names_only_the_fields_being_changed():
 V4_ERRORS = [
     (400, 10003, "时间戳过期", ErrorKind.TRANSIENT),
     (403, 10002, "签名错误", ErrorKind.AUTH),
-    (400, 1081, "没有监控轮询权限", ErrorKind.AUTH),
+    (400, 1081, "没有监控轮询权限", ErrorKind.FEATURE_MISSING),
     (400, 50101, "监控轮询账号不存在", ErrorKind.PERMANENT),
     (400, 10001, "密码长度为6~16", ErrorKind.PERMANENT),
     (400, 10001, "昵称长度为1~16", ErrorKind.PERMANENT),

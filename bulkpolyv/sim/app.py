@@ -1,73 +1,40 @@
 """The embedded POLYV simulator: an aiohttp application that answers like POLYV.
 
-It serves the four endpoints bulkpolyv uses and checks each request the way POLYV does —
-appId, 13-digit timestamp within three minutes, signature, userId and channel ownership,
-field formats — answering with the documented error bodies. It enforces POLYV's per-IP
-sliding-window limit (block for a period after a violation) and injects latency and faults
-from a seed. It deliberately does not import bulkpolyv's signing or client code: it
-verifies requests independently, and the shared test vector keeps both sides honest.
+It serves the endpoints bulkpolyv uses and checks each request the way POLYV does — appId,
+13-digit timestamp within three minutes, signature, userId and channel ownership, field
+formats — answering with the documented error bodies (``protocol``). It enforces POLYV's
+per-IP sliding-window limit and injects network delay, latency and faults from a seed
+(``middleware``, ``faults``, ``answers``). It deliberately does not import bulkpolyv's
+signing or client code: it verifies requests independently, and the shared test vector
+keeps both sides honest.
 
-Admin endpoints live under ``/_sim/`` (state, stats, config); they are neither rate
-limited nor counted.
+One request goes: logged as received → held for the network delay → counted (arrival) →
+rate limit → WAF wall → its fate (redirect, 5xx, garbage, bomb, …) → latency → the work →
+the answer, with a ``Date`` header from the simulator's (possibly shifted) clock.
+
+Admin endpoints live under ``/_sim/`` (``routes_admin``); they are neither rate limited nor
+counted nor logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import re
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from bulkpolyv.sim import answers
+from bulkpolyv.sim.config import SimConfig, SimStats
 from bulkpolyv.sim.faults import Fate, FaultConfig, FaultInjector
+from bulkpolyv.sim.middleware import ArrivalWindow, RequestLog, WafWall, http_date, waf_page
+from bulkpolyv.sim.protocol import Rejection, authenticate, failure, success
 from bulkpolyv.sim.state import SimAccount, SimState
 
-TIMESTAMP_WINDOW_SECONDS = 180
-RATE_LIMIT_BODY = {"code": 429, "status": "error", "message": "qps exceeds number of calls"}
-_TIMESTAMP = re.compile(r"^\d{13}$")
+__all__ = ["PolyvSimulator", "SimConfig", "SimStats"]
 
-
-@dataclass
-class SimConfig:
-    rate_requests: int = 1500
-    rate_seconds: float = 10.0
-    block_seconds: float = 300.0
-    # The published list shape has no ``enable``; whether POLYV returns it is unconfirmed.
-    # True models a POLYV that does; False models the published shape.
-    list_includes_enable: bool = True
-
-
-@dataclass
-class SimStats:
-    requests: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
-    writes: int = 0
-    violations: int = 0
-    blocked_requests: int = 0
-    blocks: int = 0
-    injected_errors: int = 0
-    dropped: int = 0
-    slow_bodies: int = 0
-    garbage: int = 0
-    lost_writes: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    peak_in_window: int = 0
-    first_request_at: float | None = None
-    last_request_at: float | None = None
-
-
-class _Rejection(Exception):
-    def __init__(self, http_status: int, message: str, v4_code: int | None = None) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.message = message
-        self.v4_code = v4_code
+Work = Callable[[dict[str, str]], Awaitable[Any]]
 
 
 class PolyvSimulator:
@@ -86,305 +53,138 @@ class PolyvSimulator:
         self.config = config or SimConfig()
         self.faults = FaultInjector(faults or FaultConfig())
         self.stats = SimStats()
+        self.requests = RequestLog(self.config.request_log_size)
         self._clock = clock
         self._monotonic = monotonic
-        self._windows: dict[str, deque[float]] = {}
-        self._blocked_until: dict[str, float] = {}
+        self._window = ArrivalWindow(self.config, monotonic)
+        self._waf = WafWall(monotonic)
         self._request_ids = 0
+
+    def now(self) -> float:
+        """POLYV's idea of the time: our clock plus the configured offset."""
+        return self._clock() + self.config.clock_offset
 
     # --- the application ------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
+        from bulkpolyv.sim.routes_admin import AdminRoutes
+        from bulkpolyv.sim.routes_callbacks import CallbackRoutes
+        from bulkpolyv.sim.routes_monitor import MonitorRoutes
+
         app = web.Application(client_max_size=256 << 20)  # /_sim/state uploads
-        app.router.add_post("/live/v2/user/{user_id}/set-record-callback", self._set_callback)
-        app.router.add_get("/live/v4/user/global-setting/callback/get", self._get_callback)
-        app.router.add_get("/live/v4/seminar/monitor/list", self._list_monitors)
-        app.router.add_post("/live/v4/seminar/monitor/update", self._update_monitor)
-        app.router.add_get("/_sim/state", self._admin_state)
-        app.router.add_put("/_sim/state", self._admin_replace_state)
-        app.router.add_get("/_sim/stats", self._admin_stats)
-        app.router.add_post("/_sim/config", self._admin_config)
-        app.router.add_post("/_sim/block", self._admin_block)
+        for family in (CallbackRoutes(self), MonitorRoutes(self), AdminRoutes(self)):
+            app.router.add_routes(family.routes())
+        app.on_response_prepare.append(self._stamp_date)
         return app
+
+    async def _stamp_date(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Date"] = http_date(self.now())
 
     # --- rate limit -----------------------------------------------------------------------
 
-    def _admit(self, address: str) -> bool:
-        """Count the request against its address; False when POLYV would refuse it."""
-        now = self._monotonic()
-        if self._blocked_until.get(address, 0.0) > now:
-            self.stats.blocked_requests += 1
-            return False
-        window = self._windows.setdefault(address, deque())
-        horizon = now - self.config.rate_seconds
-        while window and window[0] <= horizon:
-            window.popleft()
-        if len(window) >= self.config.rate_requests:
-            self.stats.violations += 1
-            self.stats.blocks += 1
-            self._blocked_until[address] = now + self.config.block_seconds
-            window.clear()
-            return False
-        window.append(now)
-        self.stats.peak_in_window = max(self.stats.peak_in_window, len(window))
-        return True
-
     def block(self, address: str, seconds: float) -> None:
         """Block an address as if it had tripped the limit (for 429-storm tests)."""
-        self._blocked_until[address] = self._monotonic() + seconds
-        self.stats.blocks += 1
+        self._window.block(address, seconds, self.stats)
+
+    def reset_counters(self) -> None:
+        self.stats = SimStats()
+        self._window.reset()
+        self._waf.reset()
+
+    def faults_changed(self) -> None:
+        self.faults.reseed()
+        self._waf.reset()
 
     # --- the shared request pipeline ------------------------------------------------------
 
-    async def _serve(
-        self,
-        request: web.Request,
-        endpoint: str,
-        work: Callable[[dict[str, str]], Any],
-        *,
-        v4: bool,
+    def authenticate(self, params: dict[str, str], *, v4: bool) -> SimAccount:
+        return authenticate(self.state, params, self.now(), v4=v4)
+
+    async def serve(
+        self, request: web.Request, endpoint: str, work: Work, *, v4: bool
     ) -> web.StreamResponse:
-        stats = self.stats
-        stats.requests += 1
-        stats.by_endpoint[endpoint] = stats.by_endpoint.get(endpoint, 0) + 1
-        now = self._monotonic()
-        stats.first_request_at = stats.first_request_at or now
-        stats.last_request_at = now
-        if not self._admit(request.remote or "?"):
-            return web.json_response(RATE_LIMIT_BODY, status=429)
-        fate = self.faults.fate()
-        delay = self.faults.latency()
+        """Run one API request through the pipeline described in the module docstring."""
+        received = self.requests.record(request)
+        delay = self.faults.network_delay()
         if delay:
             await asyncio.sleep(delay)
+        self.stats.count_arrival(endpoint, self._monotonic())
+        faults = self.faults.config
+        if not self._window.admit(request.remote or "?", self.stats):
+            return answers.rate_limited(faults)
+        if self._waf.walls(faults):
+            self.stats.waf_walled += 1
+            return waf_page(faults.waf_status)
+        fate = self.faults.fate()
+        latency = self.faults.latency()
+        if latency:
+            await asyncio.sleep(latency)
+        early = self._early_answer(request, fate, v4=v4)
+        if early is not None:
+            return early
+        params = dict(request.query)
+        if request.method == "POST" and not v4 and request.can_read_body:
+            form = await request.post()
+            received.form_keys = sorted(form.keys())
+            params.update({k: str(v) for k, v in form.items()})
+        return await self._answer(request, fate, work, params, v4=v4)
+
+    def _early_answer(
+        self, request: web.Request, fate: Fate, *, v4: bool
+    ) -> web.StreamResponse | None:
+        """Fates that answer without looking at the request's parameters."""
+        stats, faults = self.stats, self.faults.config
         if fate is Fate.ERROR:
             stats.injected_errors += 1
             status = self.faults.error_status()
-            return web.Response(
-                status=status,
-                text=f"<html><body><h1>{status}</h1></body></html>",
-                content_type="text/html",
-            )
+            return answers.injected_error(request, faults, status, self._next_id(), v4=v4)
         if fate is Fate.GARBAGE:
             stats.garbage += 1
             content_type, garbage = self.faults.garbage()
             return web.Response(body=garbage, content_type=content_type)
-        request_id = self._next_request_id()
+        if fate is Fate.REDIRECT:
+            stats.redirects += 1
+            return answers.redirect(request, faults)
+        if fate is Fate.GZIP_BOMB:
+            stats.gzip_bombs += 1
+            return answers.decompression_bomb(faults)
         if fate is Fate.LOST_WRITE and request.method == "POST":
             stats.lost_writes += 1
-            return web.json_response(_success(None if v4 else "", request_id, v4=v4))
+            return web.json_response(success(None if v4 else "", self._next_id(), v4=v4))
+        return None
+
+    async def _answer(
+        self,
+        request: web.Request,
+        fate: Fate,
+        work: Work,
+        params: dict[str, str],
+        *,
+        v4: bool,
+    ) -> web.StreamResponse:
+        request_id = self._next_id()
         try:
-            params = dict(request.query)
-            if request.method == "POST" and not v4 and request.can_read_body:
-                params.update({k: str(v) for k, v in (await request.post()).items()})
-            data = await work(params) if asyncio.iscoroutinefunction(work) else work(params)
-            body = _success(data, request_id, v4=v4)
+            body = success(await work(params), request_id, v4=v4)
             http_status = 200
-        except _Rejection as rejection:
-            stats.rejected[rejection.message] = stats.rejected.get(rejection.message, 0) + 1
-            body = _failure(rejection, request_id, v4=v4)
-            http_status = rejection.http_status
+        except Rejection as rejection:
+            rejected = self.stats.rejected
+            rejected[rejection.message] = rejected.get(rejection.message, 0) + 1
+            if fate is not Fate.DROP and fate is not Fate.SLOW_BODY:
+                return answers.rejection_answer(
+                    request, self.faults.config, rejection, request_id, v4=v4
+                )
+            body, http_status = failure(rejection, request_id, v4=v4), rejection.http_status
         if fate is Fate.DROP:
-            stats.dropped += 1
+            self.stats.dropped += 1
             if request.transport is not None:
                 request.transport.close()
             raise asyncio.CancelledError
         if fate is Fate.SLOW_BODY:
-            stats.slow_bodies += 1
-            return await self._trickle(request, http_status, body)
+            self.stats.slow_bodies += 1
+            seconds = self.faults.config.slow_body_seconds
+            return await answers.trickle(request, http_status, body, seconds)
         return web.json_response(body, status=http_status)
 
-    async def _trickle(self, request: web.Request, status: int, body: dict) -> web.StreamResponse:
-        payload = json.dumps(body).encode()
-        response = web.StreamResponse(status=status)
-        response.content_type = "application/json"
-        response.content_length = len(payload)
-        await response.prepare(request)
-        pieces = 4
-        step = max(1, len(payload) // pieces)
-        for start in range(0, len(payload), step):
-            await asyncio.sleep(self.faults.config.slow_body_seconds / pieces)
-            await response.write(payload[start : start + step])
-        await response.write_eof()
-        return response
-
-    def _next_request_id(self) -> str:
+    def _next_id(self) -> str:
         self._request_ids += 1
         return f"sim-{self._request_ids:010x}"
-
-    # --- checks POLYV makes ---------------------------------------------------------------
-
-    def _authenticate(self, params: dict[str, str], *, v4: bool) -> SimAccount:
-        app_id = params.get("appId", "")
-        if not app_id.strip():
-            raise _Rejection(400, "appId is required.", 10001 if v4 else None)
-        account = self.state.accounts.get(app_id)
-        if account is None:
-            raise _Rejection(400, "application not found.", 10004 if v4 else None)
-        stamp = params.get("timestamp", "")
-        if not _TIMESTAMP.match(stamp) or (
-            abs(self._clock() * 1000 - int(stamp)) > TIMESTAMP_WINDOW_SECONDS * 1000
-        ):
-            raise _Rejection(
-                400, "时间戳过期" if v4 else "invalid timestamp.", 10003 if v4 else None
-            )
-        if params.get("sign", "") != _expected_sign(params, account.app_secret):
-            raise _Rejection(403, "签名错误" if v4 else "invalid signature.", 10002 if v4 else None)
-        return account
-
-    def _channel(self, account: SimAccount, params: dict[str, str]) -> dict[int, Any]:
-        raw = params.get("channelId", "")
-        if not raw.isdigit():
-            raise _Rejection(400, "param is not digit: channelId", 10001)
-        channel = account.channels.get(int(raw))
-        if channel is None:
-            # The code POLYV uses for a channel of another account is unconfirmed.
-            raise _Rejection(400, "频道不存在 (channel not found)", 10005)
-        if not account.monitor_feature:
-            raise _Rejection(400, "没有监控轮询权限", 1081)
-        return channel
-
-    # --- the four endpoints ---------------------------------------------------------------
-
-    async def _set_callback(self, request: web.Request) -> web.StreamResponse:
-        def work(params: dict[str, str]) -> str:
-            account = self._authenticate(params, v4=False)
-            if request.match_info["user_id"] != account.user_id:
-                raise _Rejection(400, "userId is error.")
-            url = params.get("url")
-            if url is not None and url.strip() and not url.startswith(("http://", "https://")):
-                raise _Rejection(400, "url format error.")
-            account.record_callback = url if url and url.strip() else None
-            self.stats.writes += 1
-            return ""
-
-        return await self._serve(request, "set-record-callback", work, v4=False)
-
-    async def _get_callback(self, request: web.Request) -> web.StreamResponse:
-        def work(params: dict[str, str]) -> dict[str, Any]:
-            account = self._authenticate(params, v4=True)
-            return {"recordCallbackUrl": account.record_callback, **account.other_callbacks}
-
-        return await self._serve(request, "callback/get", work, v4=True)
-
-    async def _list_monitors(self, request: web.Request) -> web.StreamResponse:
-        def work(params: dict[str, str]) -> list[dict[str, Any]]:
-            account = self._authenticate(params, v4=True)
-            channel_id = int(params["channelId"]) if params.get("channelId", "").isdigit() else 0
-            listed = []
-            for monitor in self._channel(account, params).values():
-                entry: dict[str, Any] = {
-                    "id": monitor.id,
-                    "channelId": channel_id,
-                    "nickname": monitor.nickname,
-                    "password": monitor.password,
-                }
-                if self.config.list_includes_enable:
-                    entry["enable"] = monitor.enable
-                listed.append(entry)
-            return listed
-
-        return await self._serve(request, "monitor/list", work, v4=True)
-
-    async def _update_monitor(self, request: web.Request) -> web.StreamResponse:
-        async def work(params: dict[str, str]) -> None:
-            account = self._authenticate(params, v4=True)
-            channel = self._channel(account, params)
-            try:
-                body = json.loads(await request.read() or b"null")
-            except ValueError:
-                raise _Rejection(400, "json format error", 10001) from None
-            if not isinstance(body, dict) or not isinstance(body.get("id"), int):
-                raise _Rejection(400, "param should not be empty: id", 10001)
-            monitor = channel.get(body["id"])
-            if monitor is None:
-                raise _Rejection(400, "监控轮询账号不存在", 50101)
-            nickname, password, enable = (
-                body.get("nickname"),
-                body.get("password"),
-                body.get("enable"),
-            )
-            if nickname is not None and not (
-                isinstance(nickname, str) and 1 <= len(nickname) <= 16
-            ):
-                raise _Rejection(400, "昵称长度为1~16", 10001)
-            if password is not None and not (
-                isinstance(password, str) and 6 <= len(password) <= 16
-            ):
-                raise _Rejection(400, "密码长度为6~16", 10001)
-            if enable is not None and enable not in ("Y", "N"):
-                raise _Rejection(400, "enable只能为Y或N", 10001)
-            if nickname is not None:
-                monitor.nickname = nickname
-            if password is not None:
-                monitor.password = password
-            if enable is not None:
-                monitor.enable = enable
-            self.stats.writes += 1
-
-        return await self._serve(request, "monitor/update", work, v4=True)
-
-    # --- admin ----------------------------------------------------------------------------
-
-    async def _admin_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state.to_data())
-
-    async def _admin_replace_state(self, request: web.Request) -> web.Response:
-        self.state = SimState.from_data(await request.json())
-        return web.json_response({"ok": True})
-
-    async def _admin_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(asdict(self.stats))
-
-    async def _admin_config(self, request: web.Request) -> web.Response:
-        changes = await request.json()
-        for key, value in changes.get("limits", {}).items():
-            setattr(self.config, key, type(getattr(self.config, key))(value))
-        self.faults.config.update(changes.get("faults", {}))
-        if "faults" in changes:
-            self.faults.reseed()
-        if changes.get("reset_stats"):
-            self.stats = SimStats()
-            self._windows.clear()
-            self._blocked_until.clear()
-        return web.json_response({"ok": True})
-
-    async def _admin_block(self, request: web.Request) -> web.Response:
-        seconds = float((await request.json()).get("seconds", self.config.block_seconds))
-        self.block(request.remote or "?", seconds)
-        return web.json_response({"ok": True})
-
-
-def _expected_sign(params: dict[str, str], secret: str) -> str:
-    """POLYV's check: md5(secret + sorted non-empty k+v + secret), upper-case hex."""
-    pieces = sorted((k, v) for k, v in params.items() if k != "sign" and v.strip())
-    raw = secret + "".join(k + v for k, v in pieces) + secret
-    return hashlib.md5(raw.encode("utf-8")).hexdigest().upper()
-
-
-def _success(data: Any, request_id: str, *, v4: bool) -> dict[str, Any]:
-    if v4:
-        return {
-            "code": 200,
-            "status": "success",
-            "requestId": request_id,
-            "data": data,
-            "success": True,
-        }
-    return {"code": 200, "status": "success", "message": "", "data": data}
-
-
-def _failure(rejection: _Rejection, request_id: str, *, v4: bool) -> dict[str, Any]:
-    if v4:
-        return {
-            "code": rejection.http_status,
-            "status": "error",
-            "requestId": request_id,
-            "success": False,
-            "error": {"code": rejection.v4_code, "desc": rejection.message},
-        }
-    return {
-        "code": rejection.http_status,
-        "status": "error",
-        "message": rejection.message,
-        "data": "",
-    }

@@ -1,7 +1,8 @@
 """Run a :class:`PolyvSimulator` on a local port, in this event loop.
 
 Used by the tests, the demo and ``bulkpolyv sim``. Port 0 picks a free port; ``stop`` and
-``start`` again (same port) model POLYV going away for a while and coming back.
+``start`` again (same port) model POLYV going away for a while and coming back. A port
+that cannot be bound raises :class:`SimError`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bulkpolyv.sim.app import PolyvSimulator
+from bulkpolyv.sim.errors import SimError
 
 
 class SimServer:
@@ -28,7 +30,16 @@ class SimServer:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            await self._runner.cleanup()
+            self._runner = None
+            reason = error.strerror or str(error)
+            raise SimError(
+                f"cannot listen on {self.host}:{self.port}: {reason}; "
+                "choose another --port (0 picks a free one)."
+            ) from None
         if self.port == 0:
             server = site._server
             assert server is not None

@@ -1,0 +1,68 @@
+"""URLs as bulkpolyv compares them and as it shows them: normalising and redacting.
+
+A callback URL may carry a token in its query string, and a request URL carries ``sign``;
+both must stay out of plans, logs, reports and error messages. Everything that shows a URL,
+or quotes text a server sent back (which may echo the request URL), goes through here.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# A URL inside free text: a scheme, then everything up to white space or a quote/bracket.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>()\[\]{}]+")
+# A query string without its URL (a server may echo only "appId=…&sign=…"), and any
+# 32-hex-digit run, which is what an MD5 ``sign`` looks like.
+_QUERY_PAIR = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_.-]*)=([^&\s\"'<>]+)")
+_HEX32 = re.compile(r"\b[0-9A-Fa-f]{32}\b")
+
+
+def normalise_url(url: str | None) -> str | None:
+    """The form two URLs are compared in: scheme and host lower case, default port dropped."""
+    if url is None or not url.strip():
+        return None
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port != _DEFAULT_PORTS.get(parts.scheme.lower()) else None
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username or parts.password:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return urlunsplit(
+        (parts.scheme.lower(), netloc, parts.path or "/", parts.query, parts.fragment)
+    )
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL fit for logs: query values (tokens, signatures) and credentials masked."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        has_credentials = bool(parts.username or parts.password)
+    except ValueError:  # an unparseable port or bracket: show nothing of it
+        return MASK
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if has_credentials:
+        netloc = f"{MASK}@{netloc}"
+    query = "&".join(
+        (piece.split("=", 1)[0] + "=" + MASK) if "=" in piece else MASK
+        for piece in parts.query.split("&")
+        if piece
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Text a server sent back, fit to quote: every URL redacted as :func:`redact_url`
+    does, every ``name=value`` pair's value and every 32-hex run (a ``sign``) masked, and
+    each of ``secrets`` (the request's own secret values) masked wherever it appears."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)) or MASK, text)
+    text = _QUERY_PAIR.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    return _HEX32.sub(MASK, text)
