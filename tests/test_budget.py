@@ -98,8 +98,10 @@ async def test_local_store_forgets_places_taken_before_a_reboot(tmp_path):
     clock = Clock()
     async with opened(SqliteStore("h", path=tmp_path / "b.sqlite3", clock=clock)) as store:
         await store.reserve("old", 1, lease=300.0)
-        clock.now = 5.0  # the monotonic clock restarted at boot
+    clock.now = 5.0  # the monotonic clock restarted at boot; every process is new
+    async with opened(SqliteStore("h", path=tmp_path / "b.sqlite3", clock=clock)) as store:
         assert await store.reserve("new", 1, lease=300.0) == 0.0
+        assert await store.reserve("newer", 1, lease=300.0) == pytest.approx(300.0)
 
 
 async def test_local_stores_of_different_api_hosts_do_not_share(tmp_path):

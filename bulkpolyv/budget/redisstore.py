@@ -39,10 +39,11 @@ return tostring(math.max(tonumber(first[2]) - now, 1))
 """
 
 # KEYS[1] window; ARGV: id, hold (ms). An upsert: a place whose lease ran out comes back,
-# because the request it stood for did happen.
+# because the request it stood for did happen. The answer time is rounded *up* to the
+# millisecond (the purge above rounds "now" down): rounding never frees a place early.
 COMPLETE = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 local hold = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + hold, ARGV[1])
 if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
