@@ -4,6 +4,7 @@ real processes sharing one window."""
 import asyncio
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from bulkpolyv.budget import (
     BudgetUnavailable,
     MemoryStore,
     RedisStore,
+    ReservationIds,
     SqliteStore,
     budget_key,
     make_store,
@@ -210,3 +212,43 @@ async def test_an_unusable_redis_url_is_our_error():
         await RedisStore("redis://127.0.0.1:notaport/0", "h").open()
 
 
+
+
+async def test_a_locked_local_store_is_waited_for_without_blocking_the_loop(tmp_path):
+    path = tmp_path / "b.sqlite3"
+    async with opened(SqliteStore("h", path=path)) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process in the middle of an update
+        reserving = asyncio.create_task(store.reserve("a", 5, 30.0))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the reservation waits
+            await asyncio.sleep(0.001)
+            ticks += 1
+        assert ticks == 20 and not reserving.done()
+        other.execute("COMMIT")
+        other.close()
+        assert await reserving == 0.0
+
+
+async def test_a_local_store_locked_too_long_is_our_error(tmp_path):
+    path = tmp_path / "b.sqlite3"
+    async with opened(SqliteStore("h", path=path, busy_timeout=0.05)) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(BudgetUnavailable) as caught:
+                await store.reserve("a", 5, 30.0)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    assert str(caught.value) == (
+        f"the local budget file {path} has been locked by another process for 0.05 s; "
+        "is a process stuck holding it?"
+    )
+
+
+def test_reservation_ids_differ_between_processes_and_calls():
+    one, other = ReservationIds(), ReservationIds()
+    ids = [one(), one(), other()]
+    assert len(set(ids)) == 3
+    assert ids[0].split("-")[0] == ids[1].split("-")[0] != ids[2].split("-")[0]

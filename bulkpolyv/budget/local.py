@@ -18,7 +18,8 @@ long wait — another process holding the write lock — is not left to SQLite's
 and a busy answer is retried after an ``asyncio.sleep`` of 0.5-10 ms, up to
 ``busy_timeout`` seconds in all. A worker thread measured worse: each hop back into the
 loop waits for the GIL, up to the 5 ms switch interval while the loop is busy, which held a
-busy process to ~200 reservations/s; in the loop it is several thousand.
+busy process to ~200 reservations/s; in the loop it is ~2,600/s (bench/budget_store.py,
+worst of five runs on two cores).
 """
 
 from __future__ import annotations
