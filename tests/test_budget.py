@@ -123,7 +123,6 @@ async def test_local_store_that_cannot_be_created_names_the_file(tmp_path):
     assert str(caught.value).startswith(
         f"the local budget file {blocker / 'budget.sqlite3'} cannot be used ("
     )
-    await store.close()
 
 
 async def test_local_store_file_is_private(tmp_path):
@@ -203,7 +202,6 @@ async def test_an_unreachable_redis_is_our_error_naming_it():
     store = RedisStore(url, "https://api.polyv.net:443", timeout=1.0)
     with pytest.raises(BudgetUnavailable) as caught:
         await store.open()
-    await store.close()
     assert str(caught.value).startswith(f"the Redis budget at {url} cannot be reached (")
 
 

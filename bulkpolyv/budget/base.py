@@ -37,7 +37,8 @@ class WindowStore(Protocol):
     description: str
 
     async def open(self) -> None:
-        """Connect or create; raise :class:`BudgetUnavailable` if that is impossible."""
+        """Connect or create; raise :class:`BudgetUnavailable` (leaving nothing open) if
+        that is impossible."""
 
     async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
         """Take a place if fewer than ``limit`` places are held, and return ``0.0``.

@@ -100,7 +100,11 @@ class SqliteStore:
                 break
             await asyncio.sleep(LAST_RETRY)
             waited += LAST_RETRY
-        await self._retrying(self._forget_other_boots)
+        try:
+            await self._retrying(self._forget_other_boots)
+        except BudgetUnavailable:
+            await self.close()  # a store that failed to open holds nothing open
+            raise
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -77,9 +77,16 @@ class RedisStore:
 
     async def open(self) -> None:
         try:
-            self._redis = aioredis.from_url(
-                self.url, socket_connect_timeout=self._timeout, socket_timeout=self._timeout
+            # A few connections, waited for: each script takes well under a millisecond, so
+            # 256 workers completing at once need not open 256 connections to the server.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=8,
+                timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                socket_timeout=self._timeout,
             )
+            self._redis = aioredis.Redis.from_pool(pool)
         except ValueError as exc:
             raise BudgetUnavailable(
                 f"{self.description} is not a usable Redis URL ({exc}); "
@@ -87,7 +94,11 @@ class RedisStore:
             ) from exc
         self._reserve = self._redis.register_script(RESERVE)
         self._complete = self._redis.register_script(COMPLETE)
-        await self._run(self._redis.ping())
+        try:
+            await self._run(self._redis.ping())
+        except BudgetUnavailable:
+            await self.close()  # a store that failed to open holds nothing open
+            raise
 
     async def close(self) -> None:
         if self._redis is not None:
