@@ -267,3 +267,29 @@ async def test_a_burst_of_connection_failures_counts_as_rate_limited():
                 async with gate.slot():
                     raise PolyvError(ErrorKind.TRANSIENT, "connection failed")
         assert cooldown.trips == 1
+
+
+async def test_a_place_granted_during_a_pause_is_given_back_unsent():
+    with virtual_time() as time:
+        store = MemoryStore(clock=time.clock)
+        cooldown = CoolDown(60, clock=time.clock)
+        gate = RequestGate(limiter(1, 10.0, time.clock, store=store), cooldown, concurrency=2)
+        sent = []
+
+        async def blocked_then_429() -> None:
+            async with gate.slot():
+                sent.append(time.now)
+                await asyncio.sleep(1.0)
+                raise PolyvError(ErrorKind.RATE_LIMITED, "qps exceeds number of calls")
+
+        async def waiting() -> None:
+            async with gate.slot():  # its place frees at t=11, mid-pause: given back
+                sent.append(time.now)
+
+        first = asyncio.create_task(blocked_then_429())
+        second = asyncio.create_task(waiting())
+        with pytest.raises(PolyvError):
+            await first
+        await second
+    assert sent == [0.0, pytest.approx(61.0)]
+    assert gate.sent == 2 and cooldown.trips == 1
