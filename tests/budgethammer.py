@@ -1,8 +1,8 @@
 """One process hammering a shared budget, for tests/test_budget.py.
 
-``python -m tests.budgethammer SPEC LIMIT WINDOW COUNT SEED START_AT`` waits until
-``time.monotonic() >= START_AT`` (one clock for the whole host, so two processes start
-together), takes COUNT places through :class:`ArrivalWindowLimiter` with 8 workers whose
+``python -m tests.budgethammer SPEC LIMIT WINDOW COUNT SEED`` prints ``ready`` once its
+imports are done and waits for a line on stdin (so that two processes start together),
+then takes COUNT places through :class:`ArrivalWindowLimiter` with 8 workers whose
 answers take 0-20 ms, and prints one JSON list of ``[granted_at, answered_at]`` pairs.
 """
 
@@ -41,8 +41,9 @@ async def hammer(spec: str, limit: int, window: float, count: int, seed: int) ->
 
 
 def main() -> None:
-    spec, limit, window, count, seed, start_at = sys.argv[1:7]
-    time.sleep(max(0.0, float(start_at) - time.monotonic()))
+    spec, limit, window, count, seed = sys.argv[1:6]
+    print("ready", flush=True)
+    sys.stdin.readline()
     held = asyncio.run(hammer(spec, int(limit), float(window), int(count), int(seed)))
     json.dump(held, sys.stdout)
 

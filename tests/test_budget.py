@@ -7,7 +7,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -132,15 +131,20 @@ async def test_local_store_file_is_private(tmp_path):
 
 
 def run_hammers(spec: str, *, processes: int, limit: int, window: float, count: int):
-    start_at = time.monotonic() + 1.5  # both interpreters are up by then
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.budgethammer", spec, str(limit), str(window),
-             str(count), str(seed), str(start_at)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+             str(count), str(seed)],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in range(processes)
     ]
+    for proc in procs:  # both interpreters are up before either starts
+        assert proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=60)
