@@ -1,23 +1,46 @@
-"""When a request may be sent: the sliding-window limiter, the shared cool-down, the gate.
+"""When a request may be sent: the arrival-safe window, the shared cool-down, the gate.
 
-POLYV blocks an IP for five minutes once it sees more than 1,500 requests in *any* 10 s.
-A token bucket of 1,500 tokens refilled at 150/s does not respect that: it lets a full
-bucket go out at once and then keeps refilling, so up to ~3,000 requests can land in one
-10 s window. :class:`SlidingWindowLimiter` instead remembers the send times of the last
-``requests`` permits and lets a new one go only when the oldest of them is more than
-``per_seconds`` (plus a little slack for network jitter) old. That makes "never more than N
-in any window" true by construction, at the cost of O(N) memory — 1,200 floats.
+POLYV blocks an IP for five minutes once *more than N requests arrive* in any W seconds
+(1,500 in 10 s). We cannot see arrivals; we only know that a request arrives somewhere
+between the moment we send it and the moment its answer (or its failure) comes back.
 
-A window's worth of requests sent at once is legal, but not safe: POLYV counts requests when
-they *arrive*, and a burst queues up on the way (connection set-up, the server's own
-queue), so its last requests can arrive late enough to share a window with the next burst.
-:class:`PacedWindowLimiter` therefore adds a second, ten-times-shorter window (at most R/10
-per W/10): the same average rate, sent in small steps, and the whole-window bound kept.
+**The rule.** Every request holds a place in the window from *before it is sent* until *W
+after its answer came back* (or after it failed or timed out); a new request is let go only
+while fewer than N places are held. :class:`ArrivalWindowLimiter` implements it as a
+reservation: :meth:`~ArrivalWindowLimiter.acquire` takes a place (counted from now), and the
+caller calls :meth:`Permit.complete` when the answer comes, which makes the place last W
+more seconds from then.
 
-:class:`CoolDown` is the pause every worker honours after POLYV says "rate limited": one
-pause per block, however many in-flight requests come back with a 429. :class:`RequestGate`
-puts both together with the concurrency cap; the client sends every request, reads
-included, through ``gate.slot()``.
+**Why it bounds arrivals, whatever the network does.** Suppose N+1 requests arrived within
+less than W of one another, at times a_i, the earliest a_min. Let T be the latest of their
+reservation times. Each request i was reserved at r_i <= T and sent after r_i, so it arrived
+at a_i >= r_i; its answer came back at c_i >= a_i, and its place lasts until c_i + W. For
+the request j reserved last, T = r_j <= a_j < a_min + W <= a_i + W <= c_i + W for every i:
+at time T all N+1 places were held at once — but a place is granted only while fewer than
+N are held. Contradiction. Nothing in the argument depends on how long a request spent on
+the wire, queued in a proxy or retransmitted: delay only makes places last longer. It needs
+two things: the client gives up on a request before its *lease* runs out (the lease, W +
+``max_request_seconds``, frees the places of a process that died without completing them),
+and times come from one clock (the host's monotonic clock, or the Redis server's).
+
+**Why a token or leaky bucket is not enough.** A bucket bounds the *average* rate of
+permits: a full bucket of N goes at once and refills during the window, so ~2N can land in
+one window; and whatever it counts, it counts at *send* time. A sliding window over send
+times (what this module did before) fixes the first but not the second: two requests sent
+W apart arrive less than W apart when the first is delayed, and no fixed slack covers a GC
+pause or a TCP retransmission (we measured 52–55 ms late arrivals against 50 ms of slack).
+Holding the place until W after the answer needs no slack at all.
+
+The cost: a place is held for W + latency, so at most N per (W + latency) go out — 0.91 of
+the configured rate at 1 s of latency and 10 s windows. **Pacing** (at most N/``parts`` of
+this process's grants in any W/``parts``) stays for smoothness only — a burst queues up on
+the way and is answered slowly; the rule alone makes the bound hold.
+
+The places live in a :class:`~bulkpolyv.budget.WindowStore`, so every process on a host (or
+a fleet, with Redis) shares one window; each still honours its own N against the shared
+count. :class:`CoolDown` is the pause every worker honours after POLYV says "rate
+limited". :class:`RequestGate` puts them together with the concurrency cap; the client sends
+every request, reads included, through ``gate.slot()``.
 """
 
 from __future__ import annotations
@@ -29,77 +52,147 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
+from bulkpolyv.budget.base import BudgetUnavailable
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+# The shortest poll: a store that says "a place frees in 0.2 ms" is not asked 5,000 times.
+MIN_POLL = 0.001
 
-class SlidingWindowLimiter:
-    """At most ``requests`` permits in any ``per_seconds + slack`` window."""
+
+async def sleep_unless_stopped(seconds: float, stop: asyncio.Event | None, sleep: Sleep) -> bool:
+    """Sleep ``seconds`` or until ``stop`` is set; True when stopped."""
+    if stop is None:
+        await sleep(seconds)
+        return False
+    if stop.is_set():
+        return True
+    sleeper = asyncio.ensure_future(sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        stopper.cancel()
+    return stop.is_set()
+
+
+class Permit:
+    """One held place in the window. Call :meth:`complete` once the request was answered,
+    failed or timed out — or may have been sent at all; :meth:`cancel` only if it was
+    certainly never sent. Both are idempotent, and the first one wins."""
+
+    __slots__ = ("_done", "_hold", "_store", "granted_at", "id")
+
+    def __init__(self, store: WindowStore, id: str, hold: float, granted_at: float) -> None:
+        self._store = store
+        self._hold = hold
+        self._done = False
+        self.id = id
+        self.granted_at = granted_at
+
+    async def complete(self) -> None:
+        if not self._done:
+            self._done = True
+            # Shielded: a cancelled worker still stamps its answer time, or the place would
+            # fall back to its (longer) lease and be counted for longer than needed — never
+            # shorter, so shielding is about throughput, not safety.
+            await asyncio.shield(self._store.complete(self.id, self._hold))
+
+    async def cancel(self) -> None:
+        if not self._done:
+            self._done = True
+            await asyncio.shield(self._store.cancel(self.id))
+
+
+class ArrivalWindowLimiter:
+    """At most ``requests`` places held in ``store`` at once, each from before its send
+    until ``per_seconds`` after its answer: at most ``requests`` *arrivals* in any window.
+
+    ``max_request_seconds`` must exceed the longest a request can take from its grant to its
+    answer (the client's total timeout, connection-pool wait included): a place whose lease
+    runs out before :meth:`Permit.complete` no longer counts.
+    """
 
     def __init__(
         self,
         requests: int,
         per_seconds: float,
         *,
-        slack: float | None = None,
+        store: WindowStore | None = None,
+        max_request_seconds: float = 60.0,
+        parts: int = 10,
+        max_poll: float = 0.25,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if requests <= 0 or per_seconds <= 0:
-            raise ValueError("a rate limit needs a positive count and window")
+        if requests <= 0 or per_seconds <= 0 or max_request_seconds <= 0:
+            raise ValueError("a rate limit needs a positive count, window and request time")
         self.requests = requests
-        # Slack covers the difference between when we send and when POLYV counts: two
-        # requests sent exactly one window apart may arrive less than a window apart.
-        self.window = per_seconds + (slack if slack is not None else max(0.05, per_seconds / 100))
-        self._sent: deque[float] = deque(maxlen=requests)
+        self.window = per_seconds
+        self.lease = per_seconds + max_request_seconds
+        self.store: WindowStore = store if store is not None else MemoryStore(clock=clock)
+        self._pace_count = max(1, math.ceil(requests / parts))
+        self._pace_window = per_seconds / parts
+        self._paced: deque[float] = deque(maxlen=self._pace_count)
+        self._max_poll = max_poll
+        self._ids = ReservationIds()
         self._clock = clock
         self._sleep = sleep
+        # One local waiter asks the store at a time: first come, first served within the
+        # process, and the store is polled once per wait, not once per worker.
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> float:
-        """Wait for a permit (first come, first served); return the time it was granted."""
+    async def acquire(self) -> Permit:
+        """Wait for a place; cancellable (a cancelled wait holds no place afterwards)."""
+        permit = await self._acquire(None)
+        assert permit is not None  # only a stop ends the wait without a place
+        return permit
+
+    async def acquire_until(self, stop: asyncio.Event) -> Permit | None:
+        """Like :meth:`acquire`, but None (and no place held) once ``stop`` is set."""
+        return await self._acquire(stop)
+
+    async def _acquire(self, stop: asyncio.Event | None) -> Permit | None:
         async with self._lock:
-            while len(self._sent) == self.requests:
-                wait = self._sent[0] + self.window - self._clock()
+            while (pace := self._pace_wait()) > 0:
+                if await sleep_unless_stopped(pace, stop, self._sleep):
+                    return None
+            while True:
+                if stop is not None and stop.is_set():
+                    return None
+                reservation_id = self._ids()
+                wait = await self._reserve(reservation_id)
                 if wait <= 0:
-                    break
-                await self._sleep(wait)
-            now = self._clock()
-            self._sent.append(now)
-            return now
+                    granted_at = self._clock()
+                    self._paced.append(granted_at)
+                    return Permit(self.store, reservation_id, self.window, granted_at)
+                poll = min(max(wait, MIN_POLL), self._max_poll)
+                if await sleep_unless_stopped(poll, stop, self._sleep):
+                    return None
+
+    def _pace_wait(self) -> float:
+        if len(self._paced) < self._pace_count:
+            return 0.0
+        return self._paced[0] + self._pace_window - self._clock()
+
+    async def _reserve(self, reservation_id: str) -> float:
+        try:
+            return await self.store.reserve(reservation_id, self.requests, self.lease)
+        except asyncio.CancelledError:
+            # The store may have taken the place before the cancel reached us: give it back
+            # (an unknown id is ignored). If even that fails, the lease frees it.
+            with contextlib.suppress(BudgetUnavailable):
+                await asyncio.shield(self.store.cancel(reservation_id))
+            raise
 
 
-class PacedWindowLimiter:
-    """At most ``requests`` in any ``per_seconds`` (+ slack), and at most a ``1/parts``
-    share of them in any ``1/parts`` of the window."""
-
-    def __init__(
-        self,
-        requests: int,
-        per_seconds: float,
-        *,
-        parts: int = 10,
-        slack: float | None = None,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self.window = SlidingWindowLimiter(
-            requests, per_seconds, slack=slack, clock=clock, sleep=sleep
-        )
-        self.pace = SlidingWindowLimiter(
-            max(1, math.ceil(requests / parts)),
-            per_seconds / parts,
-            slack=0.0,
-            clock=clock,
-            sleep=sleep,
-        )
-
-    async def acquire(self) -> float:
-        await self.pace.acquire()
-        return await self.window.acquire()
+# The name run.py still uses; the wiring for issue 11 switches it to ArrivalWindowLimiter.
+PacedWindowLimiter = ArrivalWindowLimiter
 
 
 class CoolDown:
@@ -146,7 +239,7 @@ class RequestGate:
 
     def __init__(
         self,
-        limiter: SlidingWindowLimiter | PacedWindowLimiter,
+        limiter: ArrivalWindowLimiter,
         cooldown: CoolDown,
         concurrency: int,
         *,
@@ -166,9 +259,10 @@ class RequestGate:
         async with self._semaphore:
             while True:
                 await self.cooldown.wait()
-                await self.limiter.acquire()
+                permit = await self.limiter.acquire()
                 if not self.cooldown.active:
                     break
+                await permit.cancel()  # a pause began while we waited: nothing was sent
             generation = self.cooldown.generation
             self.sent += 1
             try:
@@ -176,6 +270,10 @@ class RequestGate:
             except PolyvError as error:
                 self._observe(error, generation)
                 raise
+            finally:
+                # Answered, failed, timed out or cancelled mid-send: it may have arrived, so
+                # its place is held W from now (rule 1), never given back.
+                await permit.complete()
             self._failures_in_a_row = 0
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
