@@ -24,10 +24,10 @@ from typing import Any, Protocol
 import aiohttp
 
 from bulkpolyv.errors import ErrorKind, PolyvError, classify
+from bulkpolyv.manifest.model import DEFAULT_API_BASE, yes_no
 from bulkpolyv.records import Credentials, Monitor, MonitorUpdate
 from bulkpolyv.signing import signed_params
 
-DEFAULT_API_BASE = "https://api.polyv.net"
 DEFAULT_TIMEOUT = 20.0
 # A POLYV answer is a few hundred bytes; anything far larger is a proxy's page or garbage,
 # and is not worth holding in memory.
@@ -290,15 +290,12 @@ def _text(value: object) -> str | None:
 def _parse_monitor(entry: object, channel_id: int) -> Monitor:
     if not isinstance(entry, dict):
         raise TypeError("not an object")
-    enable = entry.get("enable")
-    if isinstance(enable, bool):
-        enable = "Y" if enable else "N"
     return Monitor(
         id=int(entry["id"]),
         channel_id=int(entry.get("channelId", channel_id)),
         nickname=_text(entry.get("nickname")),
         password=_text(entry.get("password")),
-        enable=enable if enable in ("Y", "N") else None,
+        enable=yes_no(entry.get("enable")),
     )
 
 

@@ -182,3 +182,37 @@ def test_schema_command_prints_json_schema():
     result = CliRunner().invoke(cli, ["schema"])
     schema = json.loads(result.stdout)
     assert "accounts" in schema["properties"]
+
+
+def test_account_references_and_settings_are_kept_as_written_for_export():
+    manifest = load_manifest(EXAMPLE, env=EXAMPLE_ENV)
+    east = manifest.accounts[0]
+    assert east.app_secret == "SEKRIT-east-778"
+    assert east.references == {
+        "user_id": "u1a2b3c4",
+        "app_id": "${POLYV_EAST_APP_ID}",
+        "app_secret": "${POLYV_EAST_SECRET}",
+    }
+    assert manifest.written_settings == {
+        "api_base": "https://api.polyv.net",
+        "limits": {
+            "requests": 1200,
+            "per_seconds": 10,
+            "concurrency": 32,
+            "timeout": 20,
+            "attempts": 5,
+        },
+    }
+    assert "SEKRIT" not in repr(manifest)
+
+
+def test_yaml_boolean_and_csv_y_for_one_monitor_are_the_same_value(tmp_path):
+    (tmp_path / "c.csv").write_text("channel_id,monitor_id,enable\n1,7,Y\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+        "    app_secret: ${S}\n    channels_file: c.csv\n    channels:\n"
+        "      - {channel_id: 1, monitors: [{id: 7, enable: true}]}\n"
+    )
+    (account,) = load_manifest(path, env={"S": "s"}).accounts
+    assert [(m.id, m.enable) for m in account.channels[0].monitors] == [(7, "Y")]

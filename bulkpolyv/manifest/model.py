@@ -10,6 +10,7 @@ applied and the manifest location of every item kept for plans and reports.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +22,32 @@ from bulkpolyv.manifest.problems import Location
 POLYV_CEILING_REQUESTS = 1500
 POLYV_CEILING_SECONDS = 10.0
 DEFAULT_API_BASE = "https://api.polyv.net"
+# The monitor-account fields a manifest can manage, in the order plans and CSV files use.
+MONITOR_FIELDS = ("nickname", "password", "enable")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The run's pace; these defaults are the only ones (the schema below reads them)."""
+
+    requests: int = 1200
+    per_seconds: float = 10.0
+    concurrency: int = 32
+    timeout: float = 20.0
+    attempts: int = 5
+
+
+_LIMITS = Limits()
+
+
+class Placeholder(str):
+    """A ``${VAR}`` reference left unresolved (``--no-env``, or a variable that is missing).
+
+    It is not the value, so the checks on values (length, URL shape, Y/N) let it pass; a
+    missing variable has been reported where it was found.
+    """
+
+    __slots__ = ()
 
 
 def worst_case_per_polyv_window(requests: int, per_seconds: float) -> int:
@@ -36,7 +63,7 @@ def worst_case_per_polyv_window(requests: int, per_seconds: float) -> int:
 
 def check_url(value: object) -> object:
     """An absolute http(s) URL with a host; the message never repeats the URL's query."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, Placeholder):
         return value
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -46,18 +73,34 @@ def check_url(value: object) -> object:
     return value
 
 
-def _enable(value: object) -> object:
+def yes_no(value: object) -> str | None:
+    """``"Y"``/``"N"`` for a YAML boolean or a Y/N text in any case; None for anything else.
+
+    The one reading of a Y/N switch (a monitor's ``enable``, a channel's ``monitoring``),
+    for the manifest and for POLYV's answers alike.
+    """
     if isinstance(value, bool):
         return "Y" if value else "N"
-    if isinstance(value, str) and value.strip().upper() in ("Y", "N"):
-        return value.strip().upper()
-    if value is None:
-        return None
-    raise ValueError("must be Y or N (or true/false)")
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text in ("Y", "N"):
+            return text
+    return None
+
+
+def _enable(value: object) -> object:
+    if value is None or isinstance(value, Placeholder):
+        return value
+    normalised = yes_no(value)
+    if normalised is None:
+        raise ValueError("must be Y or N (or true/false)")
+    return normalised
 
 
 def _length(low: int, high: int, what: str) -> Any:
     def check(value: object) -> object:
+        if isinstance(value, Placeholder):
+            return value
         if isinstance(value, str) and not low <= len(value) <= high:
             raise ValueError(f"{what} must be {low}–{high} characters (got {len(value)})")
         return value
@@ -103,16 +146,16 @@ class AccountSpec(_Spec):
 
 class LimitsSpec(_Spec):
     # per_seconds comes first so that the check on requests can see it.
-    per_seconds: Annotated[float, Field(gt=0)] = 10.0
-    requests: Annotated[int, Field(gt=0)] = 1200
-    concurrency: Annotated[int, Field(gt=0, le=1000)] = 32
-    timeout: Annotated[float, Field(gt=0)] = 20.0
-    attempts: Annotated[int, Field(gt=0, le=50)] = 5
+    per_seconds: Annotated[float, Field(gt=0)] = _LIMITS.per_seconds
+    requests: Annotated[int, Field(gt=0)] = _LIMITS.requests
+    concurrency: Annotated[int, Field(gt=0, le=1000)] = _LIMITS.concurrency
+    timeout: Annotated[float, Field(gt=0)] = _LIMITS.timeout
+    attempts: Annotated[int, Field(gt=0, le=50)] = _LIMITS.attempts
 
     @field_validator("requests")
     @classmethod
     def _under_polyv_ceiling(cls, requests: int, info: ValidationInfo) -> int:
-        per_seconds = info.data.get("per_seconds", 10.0)
+        per_seconds = info.data.get("per_seconds", _LIMITS.per_seconds)
         worst = worst_case_per_polyv_window(requests, per_seconds)
         if worst > POLYV_CEILING_REQUESTS:
             raise ValueError(
@@ -147,15 +190,6 @@ class ManifestSpec(_Spec):
 
 
 @dataclass(frozen=True)
-class Limits:
-    requests: int = 1200
-    per_seconds: float = 10.0
-    concurrency: int = 32
-    timeout: float = 20.0
-    attempts: int = 5
-
-
-@dataclass(frozen=True)
 class DesiredMonitor:
     id: int
     nickname: str | None
@@ -165,7 +199,7 @@ class DesiredMonitor:
 
     @property
     def managed_fields(self) -> tuple[str, ...]:
-        return tuple(f for f in ("nickname", "password", "enable") if getattr(self, f) is not None)
+        return tuple(f for f in MONITOR_FIELDS if getattr(self, f) is not None)
 
 
 @dataclass(frozen=True)
@@ -186,6 +220,8 @@ class DesiredAccount:
     record_callback: str | None = None  # None with manages_callback: switch it off
     channels: tuple[DesiredChannel, ...] = ()
     callback_source: Location | None = None
+    # user_id, app_id and app_secret exactly as written, ${VAR}s unresolved (for export).
+    references: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     @property
     def monitor_count(self) -> int:
@@ -199,6 +235,8 @@ class Manifest:
     limits: Limits
     accounts: tuple[DesiredAccount, ...]
     digest: str  # sha256 over the manifest and its CSV files, to pin reviewed plans
+    # api_base and limits exactly as written, when they are (for export).
+    written_settings: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
     def summary_lines(self) -> list[str]:
         lines = []

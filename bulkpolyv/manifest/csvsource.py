@@ -1,0 +1,132 @@
+"""Channel files: CSV rows of monitor accounts, checked cell by cell with file and row.
+
+An account with thousands of monitors lists them in a CSV file beside the manifest
+(``channels_file:``), one monitor per row. Each row is checked like a YAML entry; a bad
+cell is reported as ``file:row:column`` and the good rows still take part in the checks
+across rows.
+"""
+
+from __future__ import annotations
+
+import _csv
+import csv
+import io
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from bulkpolyv.manifest.env import References
+from bulkpolyv.manifest.messages import describe
+from bulkpolyv.manifest.model import MONITOR_FIELDS, Enable, Nickname, Password, PositiveId
+from bulkpolyv.manifest.problems import Location, Problem
+
+CSV_COLUMNS = ("channel_id", "monitor_id", *MONITOR_FIELDS)
+REQUIRED_COLUMNS = ("channel_id", "monitor_id")
+
+
+class CsvRowSpec(BaseModel):
+    model_config = {"extra": "forbid", "hide_input_in_errors": True}
+    channel_id: PositiveId
+    monitor_id: PositiveId
+    nickname: Nickname = None
+    password: Password = None
+    enable: Enable = None
+
+
+_csv_rows = TypeAdapter(list[CsvRowSpec])
+
+
+class _Reader:
+    def __init__(self, file: str, shown: str, refs: References, problems: list[Problem]) -> None:
+        self.file = file
+        self.shown = shown  # the manifest path that names the file, e.g. accounts[0].channels_file
+        self.refs = refs
+        self.problems = problems
+
+    def _problem(self, line: int, column: int, where: str, message: str) -> None:
+        self.problems.append(Problem(Location(self.file, line, column), where, message))
+
+    def header(self, cells: list[str] | None) -> list[str] | None:
+        if cells is None:
+            self._problem(1, 1, self.shown, "the CSV file is empty")
+            return None
+        header = [h.strip() for h in cells]
+        unknown = [h for h in header if h not in CSV_COLUMNS]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if not (unknown or missing):
+            return header
+        detail = "; ".join(
+            [f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"]
+            * bool(unknown)
+            + [f"missing column {', '.join(missing)}"] * bool(missing)
+        )
+        self._problem(1, 1, self.shown, f"{detail}; the header is {','.join(CSV_COLUMNS)}")
+        return None
+
+    def rows(
+        self, reader: _csv.Reader, header: list[str]
+    ) -> tuple[list[dict[str, str]], list[int]]:
+        raw_rows: list[dict[str, str]] = []
+        lines: list[int] = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            line = reader.line_num
+            if len(cells) != len(header):
+                self._problem(
+                    line,
+                    1,
+                    f"{self.shown}(row {line})",
+                    f"has {len(cells)} cells, the header {len(header)}",
+                )
+                continue
+            row = {}
+            for column, (key, cell) in enumerate(zip(header, cells, strict=True), start=1):
+                cell = cell.strip()
+                if cell and "${" in cell:
+                    cell = self.refs.resolve(
+                        cell,
+                        ("csv", self.file, line, key),
+                        Location(self.file, line, column),
+                        f"{self.shown}(row {line}).{key}",
+                    )
+                if cell:
+                    row[key] = cell
+            raw_rows.append(row)
+            lines.append(line)
+        return raw_rows, lines
+
+    def validate(
+        self, raw_rows: list[dict[str, str]], lines: list[int], header: list[str]
+    ) -> list[tuple[CsvRowSpec, int]]:
+        try:
+            return list(zip(_csv_rows.validate_python(raw_rows), lines, strict=True))
+        except ValidationError:
+            pass
+        # Some rows are bad: check them one by one, so that every bad cell is reported and
+        # the good rows still take part in the duplicate checks.
+        good: list[tuple[CsvRowSpec, int]] = []
+        for row, line in zip(raw_rows, lines, strict=True):
+            try:
+                good.append((CsvRowSpec.model_validate(row), line))
+            except ValidationError as exc:
+                for error in exc.errors():
+                    key = str(error["loc"][0]) if error["loc"] else ""
+                    if self.refs.is_unresolved(("csv", self.file, line, key)):
+                        continue
+                    column = header.index(key) + 1 if key in header else 1
+                    message = describe(error, ("csv", key), CSV_COLUMNS)
+                    self._problem(line, column, f"{self.shown}(row {line}).{key}", message)
+        return good
+
+
+def read_channels_csv(
+    text: str, file: str, shown: str, refs: References, problems: list[Problem]
+) -> list[tuple[CsvRowSpec, int]]:
+    """The valid rows of a channel file with their line numbers; problems are appended."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    checker = _Reader(file, shown, refs, problems)
+    header = checker.header(next(reader, None))
+    if header is None:
+        return []
+    raw_rows, lines = checker.rows(reader, header)
+    return checker.validate(raw_rows, lines, header)
