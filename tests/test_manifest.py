@@ -216,3 +216,137 @@ def test_yaml_boolean_and_csv_y_for_one_monitor_are_the_same_value(tmp_path):
     )
     (account,) = load_manifest(path, env={"S": "s"}).accounts
     assert [(m.id, m.enable) for m in account.channels[0].monitors] == [(7, "Y")]
+
+
+def test_callbacks_come_from_the_account_else_the_defaults_with_their_places():
+    path = HERE / "callbacks-and-monitoring.yaml"
+    east, west = load_manifest(path, env={"SECRET": "s"}).accounts
+    assert east.callbacks == {
+        "record": "https://hooks.example.com/polyv/record?team=east",
+        "playback": "https://hooks.example.com/polyv/playback",  # the default
+        "stream": None,  # null: switch it off
+    }
+    assert {k: str(v) for k, v in east.callback_sources.items()} == {
+        "record": f"{path}:13:15",
+        "playback": f"{path}:5:15",
+        "stream": f"{path}:14:15",
+    }
+    # record_callback is callbacks.record written short, and wins over the default
+    assert west.callbacks == {
+        "record": None,
+        "playback": "https://hooks.example.com/polyv/playback",
+    }
+    assert str(west.callback_sources["record"]) == f"{path}:26:22"
+    # the record-callback fields the plan reads today follow callbacks["record"]
+    assert (east.manages_callback, east.record_callback) == (True, east.callbacks["record"])
+    assert str(east.callback_source) == f"{path}:13:15"
+    assert (west.manages_callback, west.record_callback) == (True, None)
+    assert "team=east" not in repr(east)
+
+
+def test_callbacks_absent_without_default_are_left_alone(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  - {name: a, user_id: u, app_id: x, app_secret: '${S}',\n"
+        "     callbacks: {playback: 'https://h.example.com/p'}}\n"
+    )
+    (account,) = load_manifest(path, env={"S": "s"}).accounts
+    assert account.callbacks == {"playback": "https://h.example.com/p"}
+    assert not account.manages_callback and account.record_callback is None
+
+
+def test_monitoring_from_channels_defaults_and_csv_rows():
+    path = HERE / "callbacks-and-monitoring.yaml"
+    csv = HERE / "callbacks-and-monitoring.csv"
+    manifest = load_manifest(path, env={"SECRET": "s"})
+    east, west = manifest.accounts
+    assert [(c.channel_id, c.monitoring, str(c.monitoring_source)) for c in east.channels] == [
+        (10, "Y", f"{path}:17:21"),
+        (11, "N", f"{path}:6:15"),  # defaults.monitoring
+        (12, None, "None"),  # null on the channel: left alone despite the default
+    ]
+    assert [(c.channel_id, c.monitoring, str(c.monitoring_source)) for c in west.channels] == [
+        (20, "Y", f"{csv}:2:1"),  # row 3 leaves the cell empty: no second value
+        (21, "N", f"{path}:6:15"),
+    ]
+    assert manifest.summary_lines() == [
+        "east: 3 callbacks, 1 monitor on 3 channels, monitoring set on 2 channels",
+        "west: 2 callbacks, 3 monitors on 2 channels, monitoring set on 2 channels",
+    ]
+
+
+def test_record_callback_and_callbacks_record_together_name_both_places():
+    path = HERE / "record-callback-twice.yaml"
+    assert problems(path, env={"SECRET": "s"}) == [
+        f"{path}:4:23: defaults.callbacks.record: the record callback is given twice, here and "
+        f"as defaults.record_callback at {path}:3:20; keep one (record_callback is shorthand "
+        "for callbacks.record)",
+        f"{path}:13:15: accounts[0].callbacks.record: the record callback is given twice, here "
+        f"and as accounts[0].record_callback at {path}:10:22; keep one (record_callback is "
+        "shorthand for callbacks.record)",
+    ]
+
+
+def test_rows_of_one_channel_that_disagree_on_monitoring_name_both_rows():
+    path = HERE / "monitoring-disagrees.yaml"
+    csv = HERE / "monitoring-disagrees.csv"
+    assert problems(path, env={"SECRET": "s"}) == [
+        f"{csv}:2:1: accounts[0].channels_file(row 2): channel 10's monitoring is N here but Y "
+        f"at {path}:9:21 (accounts[0].channels[0].monitoring); give one value per channel",
+        f"{csv}:5:1: accounts[0].channels_file(row 5): channel 20's monitoring is N here but Y "
+        f"at {csv}:3:1 (accounts[0].channels_file(row 3)); give one value per channel",
+        f"{csv}:6:3: accounts[0].channels_file(row 6).monitoring: must be Y or N (or true/false)",
+    ]
+
+
+def test_bad_callbacks_and_monitoring_values_are_located():
+    path = HERE / "callbacks-bad.yaml"
+    found = problems(path, env={"SECRET": "s"})
+    assert found == [
+        f"{path}:3:15: defaults.monitoring: must be Y or N (or true/false)",
+        f"{path}:10:15: accounts[0].callbacks.recrod: unknown key 'recrod'; did you mean 'record'?",
+        f"{path}:11:15: accounts[0].callbacks.stream: must be an absolute http:// or https:// "
+        "URL with a host",
+        f"{path}:13:38: accounts[0].channels[0].monitoring: must be Y or N (or true/false)",
+    ]
+    assert "SEKRIT" not in "\n".join(found)
+
+
+def test_schema_command_lists_callbacks_and_monitoring():
+    import json
+
+    schema = json.loads(CliRunner().invoke(cli, ["schema"]).stdout)["$defs"]
+    assert list(schema["CallbacksSpec"]["properties"]) == ["record", "playback", "stream"]
+    assert "callbacks" in schema["AccountSpec"]["properties"]
+    assert {"callbacks", "monitoring"} <= set(schema["DefaultsSpec"]["properties"])
+    assert "monitoring" in schema["ChannelSpec"]["properties"]
+
+
+SAME_ACCOUNT = HERE / "same-polyv-account-twice.yaml"
+
+
+def test_two_entries_for_one_polyv_account_name_both_places():
+    env = {"SECRET": "s", "OTHER_SECRET": "t", "EAST_APP_ID": "app1", "SAME_APP_ID": "app1"}
+    assert problems(SAME_ACCOUNT, env=env) == [
+        f"{SAME_ACCOUNT}:11:5: accounts[2]: account 'east-again' has the same app_id and "
+        f"user_id as account 'east' at {SAME_ACCOUNT}:3:5: both entries are one POLYV account "
+        "and would undo each other's changes on every run; merge them"
+    ]
+    load_manifest(SAME_ACCOUNT, env={**env, "SAME_APP_ID": "app2"})  # another app: fine
+
+
+def test_one_polyv_account_twice_compares_the_reference_text_without_env(tmp_path):
+    load_manifest(SAME_ACCOUNT, env={}, resolve_env=False)  # ${SAME_APP_ID} is other text
+    copy = tmp_path / "same.yaml"
+    copy.write_text(SAME_ACCOUNT.read_text().replace("user_id: u2", "user_id: u1"))
+    (found,) = problems(copy, resolve_env=False)
+    assert found.startswith(f"{copy}:7:5: accounts[1]: account 'west' has the same app_id and ")
+
+
+def test_unresolved_ids_are_not_compared():
+    found = problems(SAME_ACCOUNT, env={"SECRET": "s", "OTHER_SECRET": "t"})
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "accounts[0].app_id: environment variable EAST_APP_ID is not set",
+        "accounts[1].app_id: environment variable EAST_APP_ID is not set",
+        "accounts[2].app_id: environment variable SAME_APP_ID is not set",
+    ]

@@ -19,7 +19,12 @@ from bulkpolyv.manifest.messages import describe
 from bulkpolyv.manifest.model import MONITOR_FIELDS, Enable, Nickname, Password, PositiveId
 from bulkpolyv.manifest.problems import Location, Problem
 
+# The columns of a monitor row, in the order export writes them.
 CSV_COLUMNS = ("channel_id", "monitor_id", *MONITOR_FIELDS)
+# Columns about the row's channel rather than its monitor; all rows of a channel that
+# give one must agree.
+CSV_CHANNEL_COLUMNS = ("monitoring",)
+ACCEPTED_COLUMNS = (*CSV_COLUMNS, *CSV_CHANNEL_COLUMNS)
 REQUIRED_COLUMNS = ("channel_id", "monitor_id")
 
 
@@ -30,6 +35,7 @@ class CsvRowSpec(BaseModel):
     nickname: Nickname = None
     password: Password = None
     enable: Enable = None
+    monitoring: Enable = None
 
 
 _csv_rows = TypeAdapter(list[CsvRowSpec])
@@ -50,7 +56,7 @@ class _Reader:
             self._problem(1, 1, self.shown, "the CSV file is empty")
             return None
         header = [h.strip() for h in cells]
-        unknown = [h for h in header if h not in CSV_COLUMNS]
+        unknown = [h for h in header if h not in ACCEPTED_COLUMNS]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if not (unknown or missing):
             return header
@@ -59,7 +65,7 @@ class _Reader:
             * bool(unknown)
             + [f"missing column {', '.join(missing)}"] * bool(missing)
         )
-        self._problem(1, 1, self.shown, f"{detail}; the header is {','.join(CSV_COLUMNS)}")
+        self._problem(1, 1, self.shown, f"{detail}; the columns are {','.join(ACCEPTED_COLUMNS)}")
         return None
 
     def rows(
@@ -114,7 +120,7 @@ class _Reader:
                     if self.refs.is_unresolved(("csv", self.file, line, key)):
                         continue
                     column = header.index(key) + 1 if key in header else 1
-                    message = describe(error, ("csv", key), CSV_COLUMNS)
+                    message = describe(error, ("csv", key), ACCEPTED_COLUMNS)
                     self._problem(line, column, f"{self.shown}(row {line}).{key}", message)
         return good
 

@@ -10,26 +10,24 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import ValidationError
 
+from bulkpolyv.manifest.build import (
+    Checked,
+    Monitoring,
+    Monitors,
+    Occurrence,
+    Setting,
+    Written,
+    build_manifest,
+)
 from bulkpolyv.manifest.csvsource import CSV_COLUMNS, CsvRowSpec, read_channels_csv
 from bulkpolyv.manifest.env import ENV_REFERENCE, References
 from bulkpolyv.manifest.messages import describe
-from bulkpolyv.manifest.model import (
-    MONITOR_FIELDS,
-    AccountSpec,
-    DesiredAccount,
-    DesiredChannel,
-    DesiredMonitor,
-    Limits,
-    Manifest,
-    ManifestSpec,
-    yes_no,
-)
+from bulkpolyv.manifest.model import MONITOR_FIELDS, Manifest, ManifestSpec, yes_no
 from bulkpolyv.manifest.problems import Location, ManifestError, Path, Problem, format_path
 from bulkpolyv.manifest.yamlsource import SourceMap, load_yaml
 
@@ -47,18 +45,6 @@ def load_manifest(
 ) -> Manifest:
     """Load and check the manifest at ``path``; raise ManifestError listing every problem."""
     return _Loader(FsPath(path), os.environ if env is None else env, resolve_env).load()
-
-
-@dataclass
-class _Occurrence:
-    """One monitor account as written somewhere (YAML entry or CSV row), for merging."""
-
-    account: int
-    channel_id: int
-    monitor_id: int
-    fields: dict[str, Any]
-    location: Location
-    path: str
 
 
 class _Loader:
@@ -81,10 +67,17 @@ class _Loader:
         csv_rows = self._load_csv_files(data)
         occurrences = list(self._occurrences(data, csv_rows))
         self._check_unique_names(data)
+        self._check_callback_shorthand(data)
+        self._check_one_entry_per_polyv_account(data)
         merged = self._merge(occurrences)
+        monitoring = self._monitoring(data, csv_rows)
         if self.problems or spec is None:
             raise ManifestError(self.problems)
-        return self._build(spec, merged, written)
+        return build_manifest(
+            Checked(
+                self.file, self.digest.hexdigest(), spec, self.source, merged, monitoring, written
+            )
+        )
 
     # --- reading --------------------------------------------------------------------------
 
@@ -184,7 +177,7 @@ class _Loader:
 
     # --- cross checks and merging ---------------------------------------------------------
 
-    def _occurrences(self, data: dict[str, Any], csv_rows: _CsvRows) -> Iterator[_Occurrence]:
+    def _occurrences(self, data: dict[str, Any], csv_rows: _CsvRows) -> Iterator[Occurrence]:
         for a, account in enumerate(_accounts(data)):
             channels = account.get("channels") if isinstance(account, dict) else None
             for c, channel in enumerate(channels if isinstance(channels, list) else []):
@@ -192,7 +185,7 @@ class _Loader:
             file, rows = csv_rows.get(a, ("", []))
             shown = format_path(("accounts", a, "channels_file"))
             for row, line in rows:
-                yield _Occurrence(
+                yield Occurrence(
                     a,
                     row.channel_id,
                     row.monitor_id,
@@ -201,7 +194,7 @@ class _Loader:
                     f"{shown}(row {line})",
                 )
 
-    def _yaml_occurrences(self, a: int, c: int, channel: object) -> Iterator[_Occurrence]:
+    def _yaml_occurrences(self, a: int, c: int, channel: object) -> Iterator[Occurrence]:
         channel_id = _as_id(channel.get("channel_id") if isinstance(channel, dict) else None)
         monitors = channel.get("monitors") if isinstance(channel, dict) else None
         if channel_id is None or not isinstance(monitors, list):
@@ -212,13 +205,13 @@ class _Loader:
                 continue
             path = ("accounts", a, "channels", c, "monitors", m)
             fields = {k: _normalise(k, monitor[k]) for k in MONITOR_FIELDS if k in monitor}
-            yield _Occurrence(
+            yield Occurrence(
                 a, channel_id, monitor_id, fields, self.source.locate(path), format_path(path)
             )
 
-    def _merge(self, occurrences: list[_Occurrence]) -> dict[tuple[int, int, int], _Occurrence]:
+    def _merge(self, occurrences: list[Occurrence]) -> Monitors:
         """One occurrence per (account, channel, monitor); a conflicting repeat is an error."""
-        merged: dict[tuple[int, int, int], _Occurrence] = {}
+        merged: Monitors = {}
         for item in occurrences:
             key = (item.account, item.channel_id, item.monitor_id)
             first = merged.get(key)
@@ -249,119 +242,106 @@ class _Loader:
             else:
                 seen[name] = index
 
-    # --- the result -----------------------------------------------------------------------
-
-    def _build(
-        self,
-        spec: ManifestSpec,
-        merged: dict[tuple[int, int, int], _Occurrence],
-        written: _Written,
-    ) -> Manifest:
-        channels = self._channels(spec, merged)
-        accounts = tuple(
-            self._account(a, account, spec, channels[a], written.accounts[a])
-            for a, account in enumerate(spec.accounts)
-        )
-        return Manifest(
-            self.file,
-            spec.api_base,
-            Limits(**spec.limits.model_dump()),
-            accounts,
-            self.digest.hexdigest(),
-            written_settings=written.settings,
-        )
-
-    def _channels(
-        self, spec: ManifestSpec, merged: dict[tuple[int, int, int], _Occurrence]
-    ) -> list[tuple[DesiredChannel, ...]]:
-        """Each account's channels, sorted by id, with their monitors sorted by id."""
-        monitor_defaults = spec.defaults.monitor
-        by_account: list[dict[int, list[DesiredMonitor]]] = [{} for _ in spec.accounts]
-        channel_sources: dict[tuple[int, int], Location] = {}
-        for a, account in enumerate(spec.accounts):
-            for c, channel in enumerate(account.channels):
-                channel_sources.setdefault(
-                    (a, channel.channel_id), self.source.locate(("accounts", a, "channels", c))
+    def _check_one_entry_per_polyv_account(self, data: dict[str, Any]) -> None:
+        # Two entries for one POLYV account would each "fix" the other's values on every run:
+        # the plan would never converge. Compared after ${VAR}s are resolved (as written
+        # with --no-env); a value that could not be resolved is not compared.
+        seen: dict[tuple[object, object], int] = {}
+        for index, account in enumerate(_accounts(data)):
+            if not isinstance(account, dict):
+                continue
+            key = (account.get("app_id"), account.get("user_id"))
+            if not all(isinstance(v, str) and v for v in key) or any(
+                self.refs.resolve_env and self.refs.is_unresolved(("accounts", index, k))
+                for k in ("app_id", "user_id")
+            ):
+                continue
+            first = seen.setdefault(key, index)
+            if first != index:
+                self._add(
+                    ("accounts", index),
+                    f"{_name(account, index)} has the same app_id and user_id as "
+                    f"{_name(data['accounts'][first], first)} at "
+                    f"{self.source.locate(('accounts', first))}: both entries are one POLYV "
+                    "account and would undo each other's changes on every run; merge them",
                 )
-                by_account[a].setdefault(channel.channel_id, [])
-        for (a, channel_id, monitor_id), item in merged.items():
-            fields = {
-                k: item.fields[k] if k in item.fields else getattr(monitor_defaults, k)
-                for k in MONITOR_FIELDS
-            }
-            channel_sources.setdefault((a, channel_id), item.location)
-            by_account[a].setdefault(channel_id, []).append(
-                DesiredMonitor(id=monitor_id, source=item.location, **fields)
-            )
-        return [
-            tuple(
-                DesiredChannel(
-                    cid, tuple(sorted(ms, key=lambda m: m.id)), channel_sources[(a, cid)]
-                )
-                for cid, ms in sorted(monitors.items())
-            )
-            for a, monitors in enumerate(by_account)
-        ]
 
-    def _account(
-        self,
-        a: int,
-        account: AccountSpec,
-        spec: ManifestSpec,
-        channels: tuple[DesiredChannel, ...],
-        references: Mapping[str, str],
-    ) -> DesiredAccount:
-        manages, url = _callback(account, spec)
-        return DesiredAccount(
-            name=account.name,
-            user_id=account.user_id,
-            app_id=account.app_id,
-            app_secret=account.app_secret,
-            manages_callback=manages,
-            record_callback=url,
-            channels=channels,
-            source=self.source.locate(("accounts", a)),
-            callback_source=self.source.locate(
-                ("accounts", a, "record_callback")
-                if "record_callback" in account.model_fields_set
-                else ("defaults", "record_callback")
-            ),
-            references=references,
-        )
+    def _check_callback_shorthand(self, data: dict[str, Any]) -> None:
+        places: list[tuple[Path, object]] = [(("defaults",), data.get("defaults"))]
+        places += [(("accounts", a), account) for a, account in enumerate(_accounts(data))]
+        for base, entry in places:
+            if not isinstance(entry, dict) or "record_callback" not in entry:
+                continue
+            callbacks = entry.get("callbacks")
+            if isinstance(callbacks, dict) and "record" in callbacks:
+                shorthand = (*base, "record_callback")
+                self._add(
+                    (*base, "callbacks", "record"),
+                    f"the record callback is given twice, here and as {format_path(shorthand)} "
+                    f"at {self.source.locate(shorthand)}; keep one (record_callback is "
+                    "shorthand for callbacks.record)",
+                )
+
+    def _monitoring(self, data: dict[str, Any], csv_rows: _CsvRows) -> Monitoring:
+        """Each channel's ``monitoring`` as given; entries of one channel must agree."""
+        given: Monitoring = {}
+
+        def take(key: tuple[int, int], setting: Setting) -> None:
+            first = given.setdefault(key, setting)
+            if first.value != setting.value:
+                self.problems.append(
+                    Problem(
+                        setting.location,
+                        setting.path,
+                        f"channel {key[1]}'s monitoring is {setting.value or 'null'} here but "
+                        f"{first.value or 'null'} at {first.location} ({first.path}); "
+                        "give one value per channel",
+                    )
+                )
+
+        for a, account in enumerate(_accounts(data)):
+            channels = account.get("channels") if isinstance(account, dict) else None
+            for c, channel in enumerate(channels if isinstance(channels, list) else []):
+                if not isinstance(channel, dict) or "monitoring" not in channel:
+                    continue
+                channel_id = _as_id(channel.get("channel_id"))
+                value = yes_no(channel["monitoring"])
+                if channel_id is None or (value is None and channel["monitoring"] is not None):
+                    continue  # the schema reports it
+                path = ("accounts", a, "channels", c, "monitoring")
+                take((a, channel_id), Setting(value, self.source.locate(path), format_path(path)))
+            file, rows = csv_rows.get(a, ("", []))
+            shown = format_path(("accounts", a, "channels_file"))
+            for row, line in rows:
+                if row.monitoring is not None:
+                    where = Location(file, line, 1)
+                    take(
+                        (a, row.channel_id), Setting(row.monitoring, where, f"{shown}(row {line})")
+                    )
+        return given
 
     def _add(self, path: Path, message: str) -> None:
         self.problems.append(Problem(self.source.locate(path), format_path(path), message))
 
 
-@dataclass(frozen=True)
-class _Written:
-    """What export copies as written: each account's references, api_base and limits."""
-
-    accounts: list[Mapping[str, str]]
-    settings: Mapping[str, Any]
-
-
-def _written(data: dict[str, Any]) -> _Written:
+def _written(data: dict[str, Any]) -> Written:
     accounts = [
         {k: v for k in ACCOUNT_REFERENCES if isinstance(v := raw.get(k), str)}
         if isinstance(raw, dict)
         else {}
         for raw in _accounts(data)
     ]
-    return _Written(accounts, {k: data[k] for k in WRITTEN_SETTINGS if k in data})
+    return Written(accounts, {k: data[k] for k in WRITTEN_SETTINGS if k in data})
+
+
+def _name(account: dict[str, Any], index: int) -> str:
+    name = account.get("name")
+    return f"account {name!r}" if isinstance(name, str) else f"accounts[{index}]"
 
 
 def _accounts(data: dict[str, Any]) -> list[Any]:
     accounts = data.get("accounts")
     return accounts if isinstance(accounts, list) else []
-
-
-def _callback(account: AccountSpec, spec: ManifestSpec) -> tuple[bool, str | None]:
-    if "record_callback" in account.model_fields_set:
-        return True, account.record_callback
-    if "record_callback" in spec.defaults.model_fields_set:
-        return True, spec.defaults.record_callback
-    return False, None
 
 
 def _normalise(name: str, value: Any) -> Any:

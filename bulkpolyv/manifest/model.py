@@ -22,6 +22,8 @@ from bulkpolyv.manifest.problems import Location
 POLYV_CEILING_REQUESTS = 1500
 POLYV_CEILING_SECONDS = 10.0
 DEFAULT_API_BASE = "https://api.polyv.net"
+# The account callbacks a manifest can manage (`callbacks:` keys), in plan order.
+CALLBACK_KINDS = ("record", "playback", "stream")
 # The monitor-account fields a manifest can manage, in the order plans and CSV files use.
 MONITOR_FIELDS = ("nickname", "password", "enable")
 
@@ -131,7 +133,16 @@ class MonitorSpec(MonitorDefaultsSpec):
 
 class ChannelSpec(_Spec):
     channel_id: PositiveId
+    monitoring: Enable = None  # the channel's monitor switch; absent or null: left alone
     monitors: list[MonitorSpec] = []
+
+
+class CallbacksSpec(_Spec):
+    """Each key: a URL sets that callback, null switches it off, absent leaves it alone."""
+
+    record: Url | None = None
+    playback: Url | None = None
+    stream: Url | None = None
 
 
 class AccountSpec(_Spec):
@@ -139,7 +150,8 @@ class AccountSpec(_Spec):
     user_id: Annotated[str, Field(min_length=1)]
     app_id: Annotated[str, Field(min_length=1)]
     app_secret: str = Field(repr=False)
-    record_callback: Url | None = None
+    record_callback: Url | None = None  # shorthand for callbacks.record
+    callbacks: CallbacksSpec = CallbacksSpec()
     channels: list[ChannelSpec] = []
     channels_file: str | None = None
 
@@ -167,7 +179,9 @@ class LimitsSpec(_Spec):
 
 
 class DefaultsSpec(_Spec):
-    record_callback: Url | None = None
+    record_callback: Url | None = None  # shorthand for callbacks.record
+    callbacks: CallbacksSpec = CallbacksSpec()
+    monitoring: Enable = None
     monitor: MonitorDefaultsSpec = MonitorDefaultsSpec()
 
 
@@ -207,6 +221,8 @@ class DesiredChannel:
     channel_id: int
     monitors: tuple[DesiredMonitor, ...]
     source: Location
+    monitoring: str | None = None  # "Y"/"N": the channel's monitor switch; None: left alone
+    monitoring_source: Location | None = None  # where that value was written
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,8 +232,13 @@ class DesiredAccount:
     app_id: str
     app_secret: str = field(repr=False)
     source: Location
+    # Managed callbacks only, by kind (CALLBACK_KINDS): a URL, or None to switch it off.
+    callbacks: Mapping[str, str | None] = field(default_factory=dict, repr=False, hash=False)
+    callback_sources: Mapping[str, Location] = field(default_factory=dict, hash=False)
+    # The record callback again, as the plan and executor read it until they use `callbacks`.
     manages_callback: bool = False
-    record_callback: str | None = None  # None with manages_callback: switch it off
+    # None with manages_callback: switch it off. Not in repr: a URL's query may be a token.
+    record_callback: str | None = field(default=None, repr=False)
     channels: tuple[DesiredChannel, ...] = ()
     callback_source: Location | None = None
     # user_id, app_id and app_secret exactly as written, ${VAR}s unresolved (for export).
@@ -241,10 +262,18 @@ class Manifest:
     def summary_lines(self) -> list[str]:
         lines = []
         for account in self.accounts:
-            callback = "1 callback" if account.manages_callback else "no callback"
+            callbacks = len(account.callbacks)
+            switches = sum(1 for c in account.channels if c.monitoring is not None)
             lines.append(
-                f"{account.name}: {callback}, {account.monitor_count:,} monitor"
-                f"{'s' if account.monitor_count != 1 else ''} on {len(account.channels):,} "
-                f"channel{'s' if len(account.channels) != 1 else ''}"
+                f"{account.name}: {_count(callbacks, 'callback', 'no')}, "
+                f"{_count(account.monitor_count, 'monitor')} on "
+                f"{_count(len(account.channels), 'channel')}"
+                + (f", monitoring set on {_count(switches, 'channel')}" if switches else "")
             )
         return lines
+
+
+def _count(number: int, noun: str, zero: str | None = None) -> str:
+    if number == 0 and zero is not None:
+        return f"{zero} {noun}"
+    return f"{number:,} {noun}{'s' if number != 1 else ''}"
