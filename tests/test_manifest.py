@@ -32,7 +32,7 @@ def test_every_mistake_is_reported_at_once_sorted_by_place():
     where = str(HERE / "many-mistakes.yaml")
     expected = [
         (3, 13, "limits.requests: 1600 per 10 s allows up to 1600 requests in 10 s"),
-        (4, 15, "limits.concurency: unknown key 'concurency'; did you mean 'concurrency'?"),
+        (4, 3, "limits.concurency: unknown key 'concurency'; did you mean 'concurrency'?"),
         (6, 21, "defaults.monitor.enable: must be Y or N (or true/false)"),
         (9, 14, "accounts[0].user_id: must not be empty"),
         (11, 17, "accounts[0].app_secret: must be a ${VAR} reference"),
@@ -43,7 +43,7 @@ def test_every_mistake_is_reported_at_once_sorted_by_place():
         (17, 13, "accounts[0].channels[0].monitors[1].id: is required"),
         (18, 11, "accounts[1].name: account name 'east' is already used at"),
         (21, 17, "accounts[1].app_secret: environment variable MISSING_SECRET is not set"),
-        (22, 14, "accounts[1].chanels: unknown key 'chanels'; did you mean 'channels'?"),
+        (22, 5, "accounts[1].chanels: unknown key 'chanels'; did you mean 'channels'?"),
     ]
     assert len(found) == len(expected)
     for text, (line, column, start) in zip(found, expected, strict=True):
@@ -304,7 +304,7 @@ def test_bad_callbacks_and_monitoring_values_are_located():
     found = problems(path, env={"SECRET": "s"})
     assert found == [
         f"{path}:3:15: defaults.monitoring: must be Y or N (or true/false)",
-        f"{path}:10:15: accounts[0].callbacks.recrod: unknown key 'recrod'; did you mean 'record'?",
+        f"{path}:10:7: accounts[0].callbacks.recrod: unknown key 'recrod'; did you mean 'record'?",
         f"{path}:11:15: accounts[0].callbacks.stream: must be an absolute http:// or https:// "
         "URL with a host",
         f"{path}:13:38: accounts[0].channels[0].monitoring: must be Y or N (or true/false)",
@@ -349,4 +349,67 @@ def test_unresolved_ids_are_not_compared():
         "accounts[0].app_id: environment variable EAST_APP_ID is not set",
         "accounts[1].app_id: environment variable EAST_APP_ID is not set",
         "accounts[2].app_id: environment variable SAME_APP_ID is not set",
+    ]
+
+
+def test_an_unknown_key_is_reported_at_the_key_not_its_value():
+    path = HERE / "unknown-key-at-top.yaml"
+    assert problems(path, env={"SECRET": "s"}) == [
+        f"{path}:1:1: accounts: is required",
+        f"{path}:2:1: acounts: unknown key 'acounts'; did you mean 'accounts'?",
+    ]
+
+
+def test_validate_no_env_on_the_demo_manifest_is_valid():
+    # ${DEMO_MONITOR_PASSWORD} is longer than 16 characters: a placeholder is not a value.
+    demo = Path(__file__).parent.parent / "manifests" / "demo.yaml"
+    result = CliRunner().invoke(cli, ["validate", "--no-env", str(demo)])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[1] == "  east: 1 callback, 6 monitors on 3 channels"
+
+
+def test_placeholders_skip_value_checks_but_not_where_a_number_is_needed():
+    path = HERE / "placeholder-where-number-needed.yaml"
+    assert problems(path, resolve_env=False) == [
+        f"{path}:9:21: accounts[0].channels[0].channel_id: must be a whole number: a ${{VAR}} "
+        "here can only be checked with its value (set it, drop --no-env)"
+    ]
+    env = {
+        "APP_ID": "a",
+        "SECRET": "s",
+        "CALLBACK_URL": "https://h.example.com/x",
+        "CHANNEL_ID": "12",
+        "NICK": "n",
+        "A_LONG_PASSWORD_VARIABLE": "pw123456",
+        "ON": "y",
+    }
+    (account,) = load_manifest(path, env=env).accounts
+    (monitor,) = account.channels[0].monitors
+    assert (account.channels[0].channel_id, monitor.password, monitor.enable) == (
+        12,
+        "pw123456",
+        "Y",
+    )
+    env["A_LONG_PASSWORD_VARIABLE"] = "short"  # resolved values are checked as ever
+    (found,) = problems(path, env=env)
+    assert found == (
+        f"{path}:11:52: accounts[0].channels[0].monitors[0].password: "
+        "a password must be 6–16 characters (got 5)"
+    )
+
+
+def test_no_env_manifest_that_fails_always_lists_its_problems(monkeypatch):
+    path = HERE / "placeholder-where-number-needed.yaml"
+    result = CliRunner().invoke(cli, ["validate", "--no-env", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("1 problem in the manifest:\n")
+
+
+def test_an_empty_environment_variable_is_an_error_like_a_missing_one():
+    path = HERE / "empty-variable.yaml"
+    csv = HERE / "empty-variable.csv"
+    assert problems(path, env={"APP_ID": "", "SECRET": "s", "MON_PW": ""}) == [
+        f"{csv}:2:3: accounts[0].channels_file(row 2).password: "
+        "environment variable MON_PW is set but empty",
+        f"{path}:5:13: accounts[0].app_id: environment variable APP_ID is set but empty",
     ]

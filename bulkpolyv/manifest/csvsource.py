@@ -117,10 +117,13 @@ class _Reader:
             except ValidationError as exc:
                 for error in exc.errors():
                     key = str(error["loc"][0]) if error["loc"] else ""
-                    if self.refs.is_unresolved(("csv", self.file, line, key)):
+                    message = self.refs.message_at(
+                        ("csv", self.file, line, key),
+                        describe(error, ("csv", key), ACCEPTED_COLUMNS),
+                    )
+                    if message is None:
                         continue
                     column = header.index(key) + 1 if key in header else 1
-                    message = describe(error, ("csv", key), ACCEPTED_COLUMNS)
                     self._problem(line, column, f"{self.shown}(row {line}).{key}", message)
         return good
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from bulkpolyv.manifest.model import Placeholder
 from bulkpolyv.manifest.problems import Location, Path, Problem
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -29,6 +30,7 @@ class References:
         if not self.resolve_env:
             if ENV_REFERENCE.search(text):
                 self.unresolved.add(path)
+                return Placeholder(text)
             return text
         missing = False
 
@@ -40,6 +42,11 @@ class References:
                 self.problems.append(
                     Problem(where, shown, f"environment variable {name} is not set")
                 )
+            elif value == "":
+                # An empty secret or id is a mistake in the environment, not a value.
+                self.problems.append(
+                    Problem(where, shown, f"environment variable {name} is set but empty")
+                )
             else:
                 return value
             missing = True
@@ -48,7 +55,24 @@ class References:
         resolved = ENV_REFERENCE.sub(replace, text)
         if missing:
             self.unresolved.add(path)
+            return Placeholder(resolved)
         return resolved
 
     def is_unresolved(self, path: Path) -> bool:
         return any(path[: len(p)] == p for p in self.unresolved)
+
+    def message_at(self, path: Path, message: str) -> str | None:
+        """What to say about a value that failed a check at ``path``.
+
+        Where a ``${VAR}`` was not resolved the text is not the value: with the environment
+        the missing variable has been reported already (None: say nothing more); without it
+        (``--no-env``) the value cannot be checked where a number or Y/N is needed, and the
+        manifest cannot be built, so say that rather than nothing.
+        """
+        if not self.is_unresolved(path):
+            return message
+        if self.resolve_env:
+            return None
+        return (
+            f"{message}: a ${{VAR}} here can only be checked with its value (set it, drop --no-env)"
+        )

@@ -71,8 +71,9 @@ class _Loader:
         self._check_one_entry_per_polyv_account(data)
         merged = self._merge(occurrences)
         monitoring = self._monitoring(data, csv_rows)
-        if self.problems or spec is None:
+        if self.problems:
             raise ManifestError(self.problems)
+        assert spec is not None, "a manifest that failed its checks always has a problem"
         return build_manifest(
             Checked(
                 self.file, self.digest.hexdigest(), spec, self.source, merged, monitoring, written
@@ -148,12 +149,13 @@ class _Loader:
         try:
             return ManifestSpec.model_validate(data)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = tuple(error["loc"])
-                if self.refs.is_unresolved(loc):
-                    continue
-                self._add(loc, describe(error, loc))
-            return None
+            errors = exc.errors()
+        for error in errors:
+            loc = tuple(error["loc"])
+            message = self.refs.message_at(loc, describe(error, loc))
+            if message is not None:
+                self._add(loc, message, at_key=error["type"] == "extra_forbidden")
+        return None
 
     # --- CSV channel files ----------------------------------------------------------------
 
@@ -320,8 +322,9 @@ class _Loader:
                     )
         return given
 
-    def _add(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(self.source.locate(path), format_path(path), message))
+    def _add(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        where = self.source.locate_key(path) if at_key else self.source.locate(path)
+        self.problems.append(Problem(where, format_path(path), message))
 
 
 def _written(data: dict[str, Any]) -> Written:

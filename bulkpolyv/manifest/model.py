@@ -91,7 +91,9 @@ def yes_no(value: object) -> str | None:
 
 
 def _enable(value: object) -> object:
-    if value is None or isinstance(value, Placeholder):
+    if isinstance(value, Placeholder):
+        return None  # not the value; only a manifest read with --no-env gets this far
+    if value is None:
         return value
     normalised = yes_no(value)
     if normalised is None:
