@@ -26,7 +26,7 @@ from bulkpolyv.manifest.problems import Location
 from bulkpolyv.manifest.yamlsource import SourceMap
 
 
-@dataclass
+@dataclass(slots=True)
 class Occurrence:
     """One monitor account as written somewhere (YAML entry or CSV row), for merging."""
 
@@ -35,7 +35,12 @@ class Occurrence:
     monitor_id: int
     fields: dict[str, Any]
     location: Location
-    path: str
+    shown: str  # the manifest path of the entry, or of the CSV file for a row
+    row: int | None = None  # the CSV row; its path is built only for a message
+
+    @property
+    def path(self) -> str:
+        return self.shown if self.row is None else f"{self.shown}(row {self.row})"
 
 
 @dataclass(frozen=True)

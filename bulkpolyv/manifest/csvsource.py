@@ -11,6 +11,8 @@ from __future__ import annotations
 import _csv
 import csv
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -39,6 +41,18 @@ class CsvRowSpec(BaseModel):
 
 
 _csv_rows = TypeAdapter(list[CsvRowSpec])
+CHUNK_ROWS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    """A checked row, lighter than the pydantic model it came from (one per monitor)."""
+
+    channel_id: int
+    monitor_id: int
+    fields: dict[str, str]  # the monitor fields the row gives (MONITOR_FIELDS)
+    monitoring: str | None
+    line: int
 
 
 class _Reader:
@@ -68,9 +82,11 @@ class _Reader:
         self._problem(1, 1, self.shown, f"{detail}; the columns are {','.join(ACCEPTED_COLUMNS)}")
         return None
 
-    def rows(
+    def chunks(
         self, reader: _csv.Reader, header: list[str]
-    ) -> tuple[list[dict[str, str]], list[int]]:
+    ) -> Iterator[tuple[list[dict[str, str]], list[int]]]:
+        """The rows' non-empty cells (``${VAR}``s resolved) with their line numbers, a few
+        thousand rows at a time, so that a million rows are never all held as dicts."""
         raw_rows: list[dict[str, str]] = []
         lines: list[int] = []
         for cells in reader:
@@ -99,21 +115,25 @@ class _Reader:
                     row[key] = cell
             raw_rows.append(row)
             lines.append(line)
-        return raw_rows, lines
+            if len(raw_rows) == CHUNK_ROWS:
+                yield raw_rows, lines
+                raw_rows, lines = [], []
+        if raw_rows:
+            yield raw_rows, lines
 
     def validate(
         self, raw_rows: list[dict[str, str]], lines: list[int], header: list[str]
-    ) -> list[tuple[CsvRowSpec, int]]:
+    ) -> list[CsvRow]:
         try:
-            return list(zip(_csv_rows.validate_python(raw_rows), lines, strict=True))
+            return list(map(_row, _csv_rows.validate_python(raw_rows), lines))
         except ValidationError:
             pass
         # Some rows are bad: check them one by one, so that every bad cell is reported and
         # the good rows still take part in the duplicate checks.
-        good: list[tuple[CsvRowSpec, int]] = []
+        good: list[CsvRow] = []
         for row, line in zip(raw_rows, lines, strict=True):
             try:
-                good.append((CsvRowSpec.model_validate(row), line))
+                good.append(_row(CsvRowSpec.model_validate(row), line))
             except ValidationError as exc:
                 for error in exc.errors():
                     key = str(error["loc"][0]) if error["loc"] else ""
@@ -128,14 +148,21 @@ class _Reader:
         return good
 
 
+def _row(spec: CsvRowSpec, line: int) -> CsvRow:
+    fields = {k: v for k in MONITOR_FIELDS if (v := getattr(spec, k)) is not None}
+    return CsvRow(spec.channel_id, spec.monitor_id, fields, spec.monitoring, line)
+
+
 def read_channels_csv(
     text: str, file: str, shown: str, refs: References, problems: list[Problem]
-) -> list[tuple[CsvRowSpec, int]]:
-    """The valid rows of a channel file with their line numbers; problems are appended."""
+) -> list[CsvRow]:
+    """The valid rows of a channel file; problems are appended."""
     reader = csv.reader(io.StringIO(text, newline=""))
     checker = _Reader(file, shown, refs, problems)
     header = checker.header(next(reader, None))
     if header is None:
         return []
-    raw_rows, lines = checker.rows(reader, header)
-    return checker.validate(raw_rows, lines, header)
+    rows: list[CsvRow] = []
+    for raw_rows, lines in checker.chunks(reader, header):
+        rows += checker.validate(raw_rows, lines, header)
+    return rows

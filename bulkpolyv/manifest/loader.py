@@ -24,7 +24,7 @@ from bulkpolyv.manifest.build import (
     Written,
     build_manifest,
 )
-from bulkpolyv.manifest.csvsource import CSV_COLUMNS, CsvRowSpec, read_channels_csv
+from bulkpolyv.manifest.csvsource import CSV_COLUMNS, CsvRow, read_channels_csv
 from bulkpolyv.manifest.env import ENV_REFERENCE, References
 from bulkpolyv.manifest.messages import describe
 from bulkpolyv.manifest.model import MONITOR_FIELDS, Manifest, ManifestSpec, yes_no
@@ -34,7 +34,7 @@ from bulkpolyv.manifest.yamlsource import SourceMap, load_yaml
 # What `export` copies from the source manifest as written, ${VAR}s and all.
 ACCOUNT_REFERENCES = ("user_id", "app_id", "app_secret")
 WRITTEN_SETTINGS = ("api_base", "limits")
-_CsvRows = dict[int, tuple[str, list[tuple[CsvRowSpec, int]]]]  # account → (file, rows)
+_CsvRows = dict[int, tuple[str, list[CsvRow]]]  # account → (file, rows)
 
 
 def load_manifest(
@@ -59,25 +59,27 @@ class _Loader:
     # --- the whole job --------------------------------------------------------------------
 
     def load(self) -> Manifest:
+        # The CSV rows are dropped once checked, before the result is built, so they are not
+        # held beside it (measured: 100k rows, peak RSS 207 → 190 MB).
+        return build_manifest(self._check())
+
+    def _check(self) -> Checked:
         data = self._read_manifest()
         self._check_secret_references(data)
         written = _written(data)
         data = self._substitute(data, ())
         spec = self._validate(data)
         csv_rows = self._load_csv_files(data)
-        occurrences = list(self._occurrences(data, csv_rows))
+        merged = self._merge(self._occurrences(data, csv_rows))
+        monitoring = self._monitoring(data, csv_rows)
         self._check_unique_names(data)
         self._check_callback_shorthand(data)
         self._check_one_entry_per_polyv_account(data)
-        merged = self._merge(occurrences)
-        monitoring = self._monitoring(data, csv_rows)
         if self.problems:
             raise ManifestError(self.problems)
         assert spec is not None, "a manifest that failed its checks always has a problem"
-        return build_manifest(
-            Checked(
-                self.file, self.digest.hexdigest(), spec, self.source, merged, monitoring, written
-            )
+        return Checked(
+            self.file, self.digest.hexdigest(), spec, self.source, merged, monitoring, written
         )
 
     # --- reading --------------------------------------------------------------------------
@@ -186,14 +188,15 @@ class _Loader:
                 yield from self._yaml_occurrences(a, c, channel)
             file, rows = csv_rows.get(a, ("", []))
             shown = format_path(("accounts", a, "channels_file"))
-            for row, line in rows:
+            for row in rows:
                 yield Occurrence(
                     a,
                     row.channel_id,
                     row.monitor_id,
-                    {k: getattr(row, k) for k in MONITOR_FIELDS if getattr(row, k) is not None},
-                    Location(file, line, 1),
-                    f"{shown}(row {line})",
+                    row.fields,
+                    Location(file, row.line, 1),
+                    shown,
+                    row.line,
                 )
 
     def _yaml_occurrences(self, a: int, c: int, channel: object) -> Iterator[Occurrence]:
@@ -211,7 +214,7 @@ class _Loader:
                 a, channel_id, monitor_id, fields, self.source.locate(path), format_path(path)
             )
 
-    def _merge(self, occurrences: list[Occurrence]) -> Monitors:
+    def _merge(self, occurrences: Iterator[Occurrence]) -> Monitors:
         """One occurrence per (account, channel, monitor); a conflicting repeat is an error."""
         merged: Monitors = {}
         for item in occurrences:
@@ -314,7 +317,8 @@ class _Loader:
                 take((a, channel_id), Setting(value, self.source.locate(path), format_path(path)))
             file, rows = csv_rows.get(a, ("", []))
             shown = format_path(("accounts", a, "channels_file"))
-            for row, line in rows:
+            for row in rows:
+                line = row.line
                 if row.monitoring is not None:
                     where = Location(file, line, 1)
                     take(

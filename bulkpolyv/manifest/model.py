@@ -205,7 +205,7 @@ class ManifestSpec(_Spec):
 # --- what the rest of bulkpolyv consumes ----------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per monitor row: slots keep a million small
 class DesiredMonitor:
     id: int
     nickname: str | None
