@@ -33,12 +33,11 @@ from yarl import URL
 
 from bulkpolyv.answers import ApiResult, BodyTooLarge, interpret, read_body, retry_after_seconds
 from bulkpolyv.errors import ErrorKind, PolyvError
-from bulkpolyv.records import Credentials, Monitor, MonitorUpdate
+from bulkpolyv.records import DEFAULT_API_BASE, Credentials, Monitor, MonitorUpdate, yes_no
 from bulkpolyv.serverclock import ServerClock
 from bulkpolyv.signing import signed_params
 from bulkpolyv.urls import redact_url
 
-DEFAULT_API_BASE = "https://api.polyv.net"
 DEFAULT_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 10.0
 
@@ -232,7 +231,7 @@ class PolyvClient:
             return None
         if not isinstance(result.data, dict):
             raise self._bad_shape(QUERY_MONITOR_SETTING, result, "data is not an object")
-        return _yes_no(result.data.get("enabled"))
+        return yes_no(result.data.get("enabled"))
 
     async def set_monitoring(self, account: Credentials, channel_id: int, on: str) -> ApiResult:
         body: dict[str, object] = {MONITOR_SETTING_FIELD: on}
@@ -249,7 +248,7 @@ class PolyvClient:
         data = result.data if result.data is not None else {}
         if not isinstance(data, dict):
             raise self._bad_shape(CHANNEL_CALLBACK_SETTING, result, "data is not an object")
-        follows = _yes_no(data.get("globalSettingEnabled"))
+        follows = yes_no(data.get("globalSettingEnabled"))
         return ChannelCallbackSetting(None if follows is None else follows == "Y", frozenset(data))
 
     # --- one request -----------------------------------------------------------------------
@@ -375,12 +374,6 @@ def _secret_values(values: Mapping[str, object] | None) -> list[str]:
     return [str(v) for k, v in values.items() if k in ("url", "password") and v]
 
 
-def _yes_no(value: object) -> str | None:
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    return value if value in ("Y", "N") else None
-
-
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -393,7 +386,7 @@ def _parse_monitor(entry: object, channel_id: int) -> Monitor:
         channel_id=int(entry.get("channelId", channel_id)),
         nickname=_text(entry.get("nickname")),
         password=_text(entry.get("password")),
-        enable=_yes_no(entry.get("enable")),
+        enable=yes_no(entry.get("enable")),
     )
 
 

@@ -170,8 +170,8 @@ async def export(
     csv_over: int = 100,
 ) -> list[Path]:
     """Read, render and write; returns the files written."""
-    source = yaml.safe_load(Path(manifest.path).read_text(encoding="utf-8-sig"))
-    raw_accounts = {a["name"]: a for a in source["accounts"]}
+    source = dict(manifest.written_settings)
+    raw_accounts = {a.name: {"name": a.name, **a.references} for a in manifest.accounts}
     targets = export_targets(manifest, names, channel_ids)
     live = await runtime.executor.refresh(targets)
     text, files = render_export(source, collect(targets, live, raw_accounts), out, csv_over)

@@ -1,4 +1,4 @@
-"""The plain values exchanged with POLYV: an account's credentials and monitor accounts.
+"""The plain values exchanged with POLYV: credentials, monitor accounts, Y/N switches.
 
 Kept apart from the client so that pure modules (planning) can use them without importing
 the HTTP stack. Secrets are kept out of every repr.
@@ -7,6 +7,24 @@ the HTTP stack. Secrets are kept out of every repr.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+# Where real runs go (shared/polyv-api.md §2); the manifest's ``api_base`` default.
+DEFAULT_API_BASE = "https://api.polyv.net"
+
+
+def yes_no(value: object) -> str | None:
+    """``"Y"``/``"N"`` for a YAML boolean or a Y/N text in any case; None for anything else.
+
+    The one reading of a Y/N switch (a monitor's ``enable``, a channel's ``monitoring``),
+    for the manifest and for POLYV's answers alike.
+    """
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text in ("Y", "N"):
+            return text
+    return None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def test_every_mistake_is_reported_at_once_sorted_by_place():
     where = str(HERE / "many-mistakes.yaml")
     expected = [
         (3, 13, "limits.requests: 1600 per 10 s allows up to 1600 requests in 10 s"),
-        (4, 15, "limits.concurency: unknown key 'concurency'; did you mean 'concurrency'?"),
+        (4, 3, "limits.concurency: unknown key 'concurency'; did you mean 'concurrency'?"),
         (6, 21, "defaults.monitor.enable: must be Y or N (or true/false)"),
         (9, 14, "accounts[0].user_id: must not be empty"),
         (11, 17, "accounts[0].app_secret: must be a ${VAR} reference"),
@@ -43,7 +43,7 @@ def test_every_mistake_is_reported_at_once_sorted_by_place():
         (17, 13, "accounts[0].channels[0].monitors[1].id: is required"),
         (18, 11, "accounts[1].name: account name 'east' is already used at"),
         (21, 17, "accounts[1].app_secret: environment variable MISSING_SECRET is not set"),
-        (22, 14, "accounts[1].chanels: unknown key 'chanels'; did you mean 'channels'?"),
+        (22, 5, "accounts[1].chanels: unknown key 'chanels'; did you mean 'channels'?"),
     ]
     assert len(found) == len(expected)
     for text, (line, column, start) in zip(found, expected, strict=True):
@@ -182,3 +182,234 @@ def test_schema_command_prints_json_schema():
     result = CliRunner().invoke(cli, ["schema"])
     schema = json.loads(result.stdout)
     assert "accounts" in schema["properties"]
+
+
+def test_account_references_and_settings_are_kept_as_written_for_export():
+    manifest = load_manifest(EXAMPLE, env=EXAMPLE_ENV)
+    east = manifest.accounts[0]
+    assert east.app_secret == "SEKRIT-east-778"
+    assert east.references == {
+        "user_id": "u1a2b3c4",
+        "app_id": "${POLYV_EAST_APP_ID}",
+        "app_secret": "${POLYV_EAST_SECRET}",
+    }
+    assert manifest.written_settings == {
+        "api_base": "https://api.polyv.net",
+        "limits": {
+            "requests": 1200,
+            "per_seconds": 10,
+            "concurrency": 32,
+            "timeout": 20,
+            "attempts": 5,
+        },
+    }
+    assert "SEKRIT" not in repr(manifest)
+
+
+def test_yaml_boolean_and_csv_y_for_one_monitor_are_the_same_value(tmp_path):
+    (tmp_path / "c.csv").write_text("channel_id,monitor_id,enable\n1,7,Y\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+        "    app_secret: ${S}\n    channels_file: c.csv\n    channels:\n"
+        "      - {channel_id: 1, monitors: [{id: 7, enable: true}]}\n"
+    )
+    (account,) = load_manifest(path, env={"S": "s"}).accounts
+    assert [(m.id, m.enable) for m in account.channels[0].monitors] == [(7, "Y")]
+
+
+def test_callbacks_come_from_the_account_else_the_defaults_with_their_places():
+    path = HERE / "callbacks-and-monitoring.yaml"
+    east, west = load_manifest(path, env={"SECRET": "s"}).accounts
+    assert east.callbacks == {
+        "record": "https://hooks.example.com/polyv/record?team=east",
+        "playback": "https://hooks.example.com/polyv/playback",  # the default
+        "stream": None,  # null: switch it off
+    }
+    assert {k: str(v) for k, v in east.callback_sources.items()} == {
+        "record": f"{path}:13:15",
+        "playback": f"{path}:5:15",
+        "stream": f"{path}:14:15",
+    }
+    # record_callback is callbacks.record written short, and wins over the default
+    assert west.callbacks == {
+        "record": None,
+        "playback": "https://hooks.example.com/polyv/playback",
+    }
+    assert str(west.callback_sources["record"]) == f"{path}:26:22"
+    # the record-callback fields the plan reads today follow callbacks["record"]
+    assert (east.manages_callback, east.record_callback) == (True, east.callbacks["record"])
+    assert str(east.callback_source) == f"{path}:13:15"
+    assert (west.manages_callback, west.record_callback) == (True, None)
+    assert "team=east" not in repr(east)
+
+
+def test_callbacks_absent_without_default_are_left_alone(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  - {name: a, user_id: u, app_id: x, app_secret: '${S}',\n"
+        "     callbacks: {playback: 'https://h.example.com/p'}}\n"
+    )
+    (account,) = load_manifest(path, env={"S": "s"}).accounts
+    assert account.callbacks == {"playback": "https://h.example.com/p"}
+    assert not account.manages_callback and account.record_callback is None
+
+
+def test_monitoring_from_channels_defaults_and_csv_rows():
+    path = HERE / "callbacks-and-monitoring.yaml"
+    csv = HERE / "callbacks-and-monitoring.csv"
+    manifest = load_manifest(path, env={"SECRET": "s"})
+    east, west = manifest.accounts
+    assert [(c.channel_id, c.monitoring, str(c.monitoring_source)) for c in east.channels] == [
+        (10, "Y", f"{path}:17:21"),
+        (11, "N", f"{path}:6:15"),  # defaults.monitoring
+        (12, None, "None"),  # null on the channel: left alone despite the default
+    ]
+    assert [(c.channel_id, c.monitoring, str(c.monitoring_source)) for c in west.channels] == [
+        (20, "Y", f"{csv}:2:1"),  # row 3 leaves the cell empty: no second value
+        (21, "N", f"{path}:6:15"),
+    ]
+    assert manifest.summary_lines() == [
+        "east: 3 callbacks, 1 monitor on 3 channels, monitoring set on 2 channels",
+        "west: 2 callbacks, 3 monitors on 2 channels, monitoring set on 2 channels",
+    ]
+
+
+def test_record_callback_and_callbacks_record_together_name_both_places():
+    path = HERE / "record-callback-twice.yaml"
+    assert problems(path, env={"SECRET": "s"}) == [
+        f"{path}:4:23: defaults.callbacks.record: the record callback is given twice, here and "
+        f"as defaults.record_callback at {path}:3:20; keep one (record_callback is shorthand "
+        "for callbacks.record)",
+        f"{path}:13:15: accounts[0].callbacks.record: the record callback is given twice, here "
+        f"and as accounts[0].record_callback at {path}:10:22; keep one (record_callback is "
+        "shorthand for callbacks.record)",
+    ]
+
+
+def test_rows_of_one_channel_that_disagree_on_monitoring_name_both_rows():
+    path = HERE / "monitoring-disagrees.yaml"
+    csv = HERE / "monitoring-disagrees.csv"
+    assert problems(path, env={"SECRET": "s"}) == [
+        f"{csv}:2:1: accounts[0].channels_file(row 2): channel 10's monitoring is N here but Y "
+        f"at {path}:9:21 (accounts[0].channels[0].monitoring); give one value per channel",
+        f"{csv}:5:1: accounts[0].channels_file(row 5): channel 20's monitoring is N here but Y "
+        f"at {csv}:3:1 (accounts[0].channels_file(row 3)); give one value per channel",
+        f"{csv}:6:3: accounts[0].channels_file(row 6).monitoring: must be Y or N (or true/false)",
+    ]
+
+
+def test_bad_callbacks_and_monitoring_values_are_located():
+    path = HERE / "callbacks-bad.yaml"
+    found = problems(path, env={"SECRET": "s"})
+    assert found == [
+        f"{path}:3:15: defaults.monitoring: must be Y or N (or true/false)",
+        f"{path}:10:7: accounts[0].callbacks.recrod: unknown key 'recrod'; did you mean 'record'?",
+        f"{path}:11:15: accounts[0].callbacks.stream: must be an absolute http:// or https:// "
+        "URL with a host",
+        f"{path}:13:38: accounts[0].channels[0].monitoring: must be Y or N (or true/false)",
+    ]
+    assert "SEKRIT" not in "\n".join(found)
+
+
+def test_schema_command_lists_callbacks_and_monitoring():
+    import json
+
+    schema = json.loads(CliRunner().invoke(cli, ["schema"]).stdout)["$defs"]
+    assert list(schema["CallbacksSpec"]["properties"]) == ["record", "playback", "stream"]
+    assert "callbacks" in schema["AccountSpec"]["properties"]
+    assert {"callbacks", "monitoring"} <= set(schema["DefaultsSpec"]["properties"])
+    assert "monitoring" in schema["ChannelSpec"]["properties"]
+
+
+SAME_ACCOUNT = HERE / "same-polyv-account-twice.yaml"
+
+
+def test_two_entries_for_one_polyv_account_name_both_places():
+    env = {"SECRET": "s", "OTHER_SECRET": "t", "EAST_APP_ID": "app1", "SAME_APP_ID": "app1"}
+    assert problems(SAME_ACCOUNT, env=env) == [
+        f"{SAME_ACCOUNT}:11:5: accounts[2]: account 'east-again' has the same app_id and "
+        f"user_id as account 'east' at {SAME_ACCOUNT}:3:5: both entries are one POLYV account "
+        "and would undo each other's changes on every run; merge them"
+    ]
+    load_manifest(SAME_ACCOUNT, env={**env, "SAME_APP_ID": "app2"})  # another app: fine
+
+
+def test_one_polyv_account_twice_compares_the_reference_text_without_env(tmp_path):
+    load_manifest(SAME_ACCOUNT, env={}, resolve_env=False)  # ${SAME_APP_ID} is other text
+    copy = tmp_path / "same.yaml"
+    copy.write_text(SAME_ACCOUNT.read_text().replace("user_id: u2", "user_id: u1"))
+    (found,) = problems(copy, resolve_env=False)
+    assert found.startswith(f"{copy}:7:5: accounts[1]: account 'west' has the same app_id and ")
+
+
+def test_unresolved_ids_are_not_compared():
+    found = problems(SAME_ACCOUNT, env={"SECRET": "s", "OTHER_SECRET": "t"})
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "accounts[0].app_id: environment variable EAST_APP_ID is not set",
+        "accounts[1].app_id: environment variable EAST_APP_ID is not set",
+        "accounts[2].app_id: environment variable SAME_APP_ID is not set",
+    ]
+
+
+def test_an_unknown_key_is_reported_at_the_key_not_its_value():
+    path = HERE / "unknown-key-at-top.yaml"
+    assert problems(path, env={"SECRET": "s"}) == [
+        f"{path}:1:1: accounts: is required",
+        f"{path}:2:1: acounts: unknown key 'acounts'; did you mean 'accounts'?",
+    ]
+
+
+def test_validate_no_env_on_the_demo_manifest_is_valid():
+    # ${DEMO_MONITOR_PASSWORD} is longer than 16 characters: a placeholder is not a value.
+    demo = Path(__file__).parent.parent / "manifests" / "demo.yaml"
+    result = CliRunner().invoke(cli, ["validate", "--no-env", str(demo)])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[1] == "  east: 1 callback, 6 monitors on 3 channels"
+
+
+def test_placeholders_skip_value_checks_but_not_where_a_number_is_needed():
+    path = HERE / "placeholder-where-number-needed.yaml"
+    assert problems(path, resolve_env=False) == [
+        f"{path}:9:21: accounts[0].channels[0].channel_id: must be a whole number: a ${{VAR}} "
+        "here can only be checked with its value (set it, drop --no-env)"
+    ]
+    env = {
+        "APP_ID": "a",
+        "SECRET": "s",
+        "CALLBACK_URL": "https://h.example.com/x",
+        "CHANNEL_ID": "12",
+        "NICK": "n",
+        "A_LONG_PASSWORD_VARIABLE": "pw123456",
+        "ON": "y",
+    }
+    (account,) = load_manifest(path, env=env).accounts
+    (monitor,) = account.channels[0].monitors
+    assert (account.channels[0].channel_id, monitor.password, monitor.enable) == (
+        12,
+        "pw123456",
+        "Y",
+    )
+    env["A_LONG_PASSWORD_VARIABLE"] = "short"  # resolved values are checked as ever
+    (found,) = problems(path, env=env)
+    assert found == (
+        f"{path}:11:52: accounts[0].channels[0].monitors[0].password: "
+        "a password must be 6–16 characters (got 5)"
+    )
+
+
+def test_no_env_manifest_that_fails_always_lists_its_problems(monkeypatch):
+    path = HERE / "placeholder-where-number-needed.yaml"
+    result = CliRunner().invoke(cli, ["validate", "--no-env", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("1 problem in the manifest:\n")
+
+
+def test_an_empty_environment_variable_is_an_error_like_a_missing_one():
+    path = HERE / "empty-variable.yaml"
+    csv = HERE / "empty-variable.csv"
+    assert problems(path, env={"APP_ID": "", "SECRET": "s", "MON_PW": ""}) == [
+        f"{csv}:2:3: accounts[0].channels_file(row 2).password: "
+        "environment variable MON_PW is set but empty",
+        f"{path}:5:13: accounts[0].app_id: environment variable APP_ID is set but empty",
+    ]

@@ -116,3 +116,12 @@ def test_each_value_counts_once_towards_the_cap_and_aliases_as_often_as_used(mon
     assert [p.message for p in problems] == [
         "expands to more than 1,000 values (an alias bomb?); refusing to read further"
     ]
+
+
+def test_keys_keep_their_own_position_beside_their_values():
+    _, source, problems = load_yaml("a:\n  b:\n    - 1\n  c: 2\n", "x.yaml")
+    assert problems == []
+    assert str(source.locate_key(("a", "b"))) == "x.yaml:2:3"
+    assert str(source.locate(("a", "b"))) == "x.yaml:3:5"  # the list under it
+    assert str(source.locate_key(("a", "c"))) == "x.yaml:4:3"
+    assert str(source.locate_key(("a", "missing"))) == "x.yaml:2:3"  # falls back to a's value

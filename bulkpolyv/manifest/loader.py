@@ -7,53 +7,34 @@ its file, line, column and path. No pydantic or yaml exception leaves this modul
 
 from __future__ import annotations
 
-import csv
-import difflib
 import hashlib
-import io
 import os
-import re
-import types
-import typing
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from bulkpolyv.manifest.model import (
-    AccountSpec,
-    DesiredAccount,
-    DesiredChannel,
-    DesiredMonitor,
-    Enable,
-    Limits,
-    Manifest,
-    ManifestSpec,
-    MonitorSpec,
-    Nickname,
-    Password,
-    PositiveId,
+from bulkpolyv.manifest.build import (
+    Checked,
+    Monitoring,
+    Monitors,
+    Occurrence,
+    Setting,
+    Written,
+    build_manifest,
 )
+from bulkpolyv.manifest.csvsource import CSV_COLUMNS, CsvRow, read_channels_csv
+from bulkpolyv.manifest.env import ENV_REFERENCE, References
+from bulkpolyv.manifest.messages import describe
+from bulkpolyv.manifest.model import MONITOR_FIELDS, Manifest, ManifestSpec, yes_no
 from bulkpolyv.manifest.problems import Location, ManifestError, Path, Problem, format_path
 from bulkpolyv.manifest.yamlsource import SourceMap, load_yaml
 
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-CSV_COLUMNS = ("channel_id", "monitor_id", "nickname", "password", "enable")
-MONITOR_FIELDS = ("nickname", "password", "enable")
-
-
-class CsvRowSpec(BaseModel):
-    model_config = {"extra": "forbid", "hide_input_in_errors": True}
-    channel_id: PositiveId
-    monitor_id: PositiveId
-    nickname: Nickname = None
-    password: Password = None
-    enable: Enable = None
-
-
-_csv_rows = TypeAdapter(list[CsvRowSpec])
+# What `export` copies from the source manifest as written, ${VAR}s and all.
+ACCOUNT_REFERENCES = ("user_id", "app_id", "app_secret")
+WRITTEN_SETTINGS = ("api_base", "limits")
+_CsvRows = dict[int, tuple[str, list[CsvRow]]]  # account → (file, rows)
 
 
 def load_manifest(
@@ -66,32 +47,44 @@ def load_manifest(
     return _Loader(FsPath(path), os.environ if env is None else env, resolve_env).load()
 
 
-@dataclass
-class _Occurrence:
-    """One monitor account as written somewhere (YAML entry or CSV row), for merging."""
-
-    account: int
-    channel_id: int
-    monitor_id: int
-    fields: dict[str, Any]
-    location: Location
-    path: str
-
-
 class _Loader:
     def __init__(self, path: FsPath, env: Mapping[str, str], resolve_env: bool) -> None:
         self.path = path
         self.file = str(path)
-        self.env = env
-        self.resolve_env = resolve_env
         self.problems: list[Problem] = []
-        self.unresolved: set[Path] = set()
+        self.refs = References(env, resolve_env, self.problems)
         self.digest = hashlib.sha256()
         self.source = SourceMap(self.file)
 
     # --- the whole job --------------------------------------------------------------------
 
     def load(self) -> Manifest:
+        # The CSV rows are dropped once checked, before the result is built, so they are not
+        # held beside it (measured: 100k rows, peak RSS 207 → 190 MB).
+        return build_manifest(self._check())
+
+    def _check(self) -> Checked:
+        data = self._read_manifest()
+        self._check_secret_references(data)
+        written = _written(data)
+        data = self._substitute(data, ())
+        spec = self._validate(data)
+        csv_rows = self._load_csv_files(data)
+        merged = self._merge(self._occurrences(data, csv_rows))
+        monitoring = self._monitoring(data, csv_rows)
+        self._check_unique_names(data)
+        self._check_callback_shorthand(data)
+        self._check_one_entry_per_polyv_account(data)
+        if self.problems:
+            raise ManifestError(self.problems)
+        assert spec is not None, "a manifest that failed its checks always has a problem"
+        return Checked(
+            self.file, self.digest.hexdigest(), spec, self.source, merged, monitoring, written
+        )
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Any]:
         text = self._read_text(self.path)
         if text is None:
             raise ManifestError(self.problems)
@@ -104,18 +97,7 @@ class _Loader:
         if not isinstance(data, dict):
             self._add((), "the manifest must be a mapping with 'version' and 'accounts'")
             raise ManifestError(self.problems)
-        self._check_secret_references(data)
-        data = self._substitute(data, ())
-        spec = self._validate(data)
-        csv_rows = self._load_csv_files(data)
-        occurrences = list(self._occurrences(data, csv_rows))
-        self._check_unique_names(data)
-        merged = self._merge(occurrences)
-        if self.problems or spec is None:
-            raise ManifestError(self.problems)
-        return self._build(spec, merged)
-
-    # --- reading --------------------------------------------------------------------------
+        return data
 
     def _read_text(self, path: FsPath) -> str | None:
         try:
@@ -146,33 +128,13 @@ class _Loader:
         if isinstance(value, list):
             return [self._substitute(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
-            return self._resolve(value, path, self.source.locate(path), format_path(path))
+            return self.refs.resolve(value, path, self.source.locate(path), format_path(path))
         return value
-
-    def _resolve(self, text: str, path: Path, where: Location, shown: str) -> str:
-        if not self.resolve_env:
-            if ENV_REFERENCE.search(text):
-                self.unresolved.add(path)
-            return text
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            value = self.env.get(name)
-            if value is None:
-                self.problems.append(
-                    Problem(where, shown, f"environment variable {name} is not set")
-                )
-                self.unresolved.add(path)
-                return match.group(0)
-            return value
-
-        return ENV_REFERENCE.sub(replace, text)
 
     def _check_secret_references(self, data: dict[str, Any]) -> None:
         # Checked on the raw text before substitution: a literal secret in a file that is
         # committed, copied and printed is the leak we refuse to help with.
-        accounts = data.get("accounts")
-        for index, raw in enumerate(accounts if isinstance(accounts, list) else []):
+        for index, raw in enumerate(_accounts(data)):
             secret = raw.get("app_secret") if isinstance(raw, dict) else None
             if secret is None:
                 continue
@@ -189,153 +151,72 @@ class _Loader:
         try:
             return ManifestSpec.model_validate(data)
         except ValidationError as exc:
-            for error in exc.errors():
-                loc = tuple(error["loc"])
-                if self._is_unresolved(loc):
-                    continue
-                self._add(loc, _describe(error, loc))
-            return None
-
-    def _is_unresolved(self, loc: Path) -> bool:
-        return any(loc[: len(p)] == p for p in self.unresolved)
+            errors = exc.errors()
+        for error in errors:
+            loc = tuple(error["loc"])
+            message = self.refs.message_at(loc, describe(error, loc))
+            if message is not None:
+                self._add(loc, message, at_key=error["type"] == "extra_forbidden")
+        return None
 
     # --- CSV channel files ----------------------------------------------------------------
 
-    def _load_csv_files(self, data: dict[str, Any]) -> dict[int, list[tuple[CsvRowSpec, int]]]:
-        rows_by_account: dict[int, list[tuple[CsvRowSpec, int]]] = {}
-        accounts = data.get("accounts")
-        for index, account in enumerate(accounts if isinstance(accounts, list) else []):
+    def _load_csv_files(self, data: dict[str, Any]) -> _CsvRows:
+        rows_by_account: _CsvRows = {}
+        for index, account in enumerate(_accounts(data)):
             name = account.get("channels_file") if isinstance(account, dict) else None
-            if isinstance(name, str) and name:
-                rows_by_account[index] = self._load_csv(index, name)
+            if not (isinstance(name, str) and name):
+                continue
+            csv_path = self.path.parent / name  # an absolute name stays as it is
+            text = self._read_text(csv_path)
+            shown = format_path(("accounts", index, "channels_file"))
+            file = str(csv_path)
+            rows = (
+                []
+                if text is None
+                else read_channels_csv(text, file, shown, self.refs, self.problems)
+            )
+            rows_by_account[index] = (file, rows)
         return rows_by_account
-
-    def _load_csv(self, account: int, name: str) -> list[tuple[CsvRowSpec, int]]:
-        csv_path = (self.path.parent / name) if not os.path.isabs(name) else FsPath(name)
-        text = self._read_text(csv_path)
-        if text is None:
-            return []
-        file = str(csv_path)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = next(reader, None)
-        shown = format_path(("accounts", account, "channels_file"))
-        if header is None:
-            self.problems.append(Problem(Location(file, 1, 1), shown, "the CSV file is empty"))
-            return []
-        header = [h.strip() for h in header]
-        unknown = [h for h in header if h not in CSV_COLUMNS]
-        missing = [c for c in ("channel_id", "monitor_id") if c not in header]
-        if unknown or missing:
-            detail = "; ".join(
-                [f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"]
-                * bool(unknown)
-                + [f"missing column {', '.join(missing)}"] * bool(missing)
-            )
-            self.problems.append(
-                Problem(
-                    Location(file, 1, 1), shown, f"{detail}; the header is {','.join(CSV_COLUMNS)}"
-                )
-            )
-            return []
-        raw_rows: list[dict[str, str]] = []
-        lines: list[int] = []
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            line = reader.line_num
-            if len(cells) != len(header):
-                self.problems.append(
-                    Problem(
-                        Location(file, line, 1),
-                        f"{shown}(row {line})",
-                        f"has {len(cells)} cells, the header {len(header)}",
-                    )
-                )
-                continue
-            row = {}
-            for column, (key, cell) in enumerate(zip(header, cells, strict=True), start=1):
-                cell = cell.strip()
-                if cell and "${" in cell:
-                    cell = self._resolve(
-                        cell,
-                        ("csv", file, line, key),
-                        Location(file, line, column),
-                        f"{shown}(row {line}).{key}",
-                    )
-                if cell:
-                    row[key] = cell
-            raw_rows.append(row)
-            lines.append(line)
-        try:
-            validated = _csv_rows.validate_python(raw_rows)
-            return list(zip(validated, lines, strict=True))
-        except ValidationError:
-            pass
-        # Some rows are bad: check them one by one, so that every bad cell is reported and
-        # the good rows still take part in the duplicate checks.
-        good: list[tuple[CsvRowSpec, int]] = []
-        for row, line in zip(raw_rows, lines, strict=True):
-            try:
-                good.append((CsvRowSpec.model_validate(row), line))
-            except ValidationError as exc:
-                for error in exc.errors():
-                    key = str(error["loc"][0]) if error["loc"] else ""
-                    if self._is_unresolved(("csv", file, line, key)):
-                        continue
-                    column = header.index(key) + 1 if key in header else 1
-                    self.problems.append(
-                        Problem(
-                            Location(file, line, column),
-                            f"{shown}(row {line}).{key}",
-                            _describe(error, ("csv", key)),
-                        )
-                    )
-        return good
 
     # --- cross checks and merging ---------------------------------------------------------
 
-    def _occurrences(
-        self, data: dict[str, Any], csv_rows: dict[int, list[tuple[CsvRowSpec, int]]]
-    ) -> Iterator[_Occurrence]:
-        accounts = data.get("accounts")
-        for a, account in enumerate(accounts if isinstance(accounts, list) else []):
+    def _occurrences(self, data: dict[str, Any], csv_rows: _CsvRows) -> Iterator[Occurrence]:
+        for a, account in enumerate(_accounts(data)):
             channels = account.get("channels") if isinstance(account, dict) else None
             for c, channel in enumerate(channels if isinstance(channels, list) else []):
-                channel_id = _as_id(
-                    channel.get("channel_id") if isinstance(channel, dict) else None
-                )
-                monitors = channel.get("monitors") if isinstance(channel, dict) else None
-                if channel_id is None or not isinstance(monitors, list):
-                    continue
-                for m, monitor in enumerate(monitors):
-                    monitor_id = _as_id(monitor.get("id") if isinstance(monitor, dict) else None)
-                    if monitor_id is None:
-                        continue
-                    path = ("accounts", a, "channels", c, "monitors", m)
-                    fields = {k: monitor[k] for k in MONITOR_FIELDS if k in monitor}
-                    yield _Occurrence(
-                        a,
-                        channel_id,
-                        monitor_id,
-                        fields,
-                        self.source.locate(path),
-                        format_path(path),
-                    )
-            for row, line in csv_rows.get(a, []):
-                fields = {k: getattr(row, k) for k in MONITOR_FIELDS if getattr(row, k) is not None}
-                csv_file = str(self.path.parent / account["channels_file"])
-                yield _Occurrence(
+                yield from self._yaml_occurrences(a, c, channel)
+            file, rows = csv_rows.get(a, ("", []))
+            shown = format_path(("accounts", a, "channels_file"))
+            for row in rows:
+                yield Occurrence(
                     a,
                     row.channel_id,
                     row.monitor_id,
-                    fields,
-                    Location(csv_file, line, 1),
-                    f"{format_path(('accounts', a, 'channels_file'))}(row {line})",
+                    row.fields,
+                    Location(file, row.line, 1),
+                    shown,
+                    row.line,
                 )
 
-    def _merge(self, occurrences: list[_Occurrence]) -> dict[tuple[int, int, int], _Occurrence]:
+    def _yaml_occurrences(self, a: int, c: int, channel: object) -> Iterator[Occurrence]:
+        channel_id = _as_id(channel.get("channel_id") if isinstance(channel, dict) else None)
+        monitors = channel.get("monitors") if isinstance(channel, dict) else None
+        if channel_id is None or not isinstance(monitors, list):
+            return
+        for m, monitor in enumerate(monitors):
+            monitor_id = _as_id(monitor.get("id") if isinstance(monitor, dict) else None)
+            if monitor_id is None:
+                continue
+            path = ("accounts", a, "channels", c, "monitors", m)
+            fields = {k: _normalise(k, monitor[k]) for k in MONITOR_FIELDS if k in monitor}
+            yield Occurrence(
+                a, channel_id, monitor_id, fields, self.source.locate(path), format_path(path)
+            )
+
+    def _merge(self, occurrences: Iterator[Occurrence]) -> Monitors:
         """One occurrence per (account, channel, monitor); a conflicting repeat is an error."""
-        merged: dict[tuple[int, int, int], _Occurrence] = {}
+        merged: Monitors = {}
         for item in occurrences:
             key = (item.account, item.channel_id, item.monitor_id)
             first = merged.get(key)
@@ -353,9 +234,8 @@ class _Loader:
         return merged
 
     def _check_unique_names(self, data: dict[str, Any]) -> None:
-        accounts = data.get("accounts")
         seen: dict[str, int] = {}
-        for index, account in enumerate(accounts if isinstance(accounts, list) else []):
+        for index, account in enumerate(_accounts(data)):
             name = account.get("name") if isinstance(account, dict) else None
             if not isinstance(name, str):
                 continue
@@ -367,73 +247,115 @@ class _Loader:
             else:
                 seen[name] = index
 
-    # --- the result -----------------------------------------------------------------------
-
-    def _build(
-        self, spec: ManifestSpec, merged: dict[tuple[int, int, int], _Occurrence]
-    ) -> Manifest:
-        defaults = spec.defaults
-        by_account: dict[int, dict[int, list[DesiredMonitor]]] = {}
-        channel_sources: dict[tuple[int, int], Location] = {}
-        for a, account in enumerate(spec.accounts):
-            by_account[a] = {}
-            for c, channel in enumerate(account.channels):
-                channel_sources.setdefault(
-                    (a, channel.channel_id), self.source.locate(("accounts", a, "channels", c))
+    def _check_one_entry_per_polyv_account(self, data: dict[str, Any]) -> None:
+        # Two entries for one POLYV account would each "fix" the other's values on every run:
+        # the plan would never converge. Compared after ${VAR}s are resolved (as written
+        # with --no-env); a value that could not be resolved is not compared.
+        seen: dict[tuple[object, object], int] = {}
+        for index, account in enumerate(_accounts(data)):
+            if not isinstance(account, dict):
+                continue
+            key = (account.get("app_id"), account.get("user_id"))
+            if not all(isinstance(v, str) and v for v in key) or any(
+                self.refs.resolve_env and self.refs.is_unresolved(("accounts", index, k))
+                for k in ("app_id", "user_id")
+            ):
+                continue
+            first = seen.setdefault(key, index)
+            if first != index:
+                self._add(
+                    ("accounts", index),
+                    f"{_name(account, index)} has the same app_id and user_id as "
+                    f"{_name(data['accounts'][first], first)} at "
+                    f"{self.source.locate(('accounts', first))}: both entries are one POLYV "
+                    "account and would undo each other's changes on every run; merge them",
                 )
-                by_account[a].setdefault(channel.channel_id, [])
-        for (a, channel_id, monitor_id), item in merged.items():
-            fields = {k: _normalise(k, item.fields.get(k)) for k in MONITOR_FIELDS}
-            for name in MONITOR_FIELDS:
-                if name not in item.fields:
-                    fields[name] = getattr(defaults.monitor, name)
-            channel_sources.setdefault((a, channel_id), item.location)
-            by_account[a].setdefault(channel_id, []).append(
-                DesiredMonitor(id=monitor_id, source=item.location, **fields)
-            )
-        accounts = []
-        for a, account in enumerate(spec.accounts):
-            manages, url = _callback(account, spec)
-            accounts.append(
-                DesiredAccount(
-                    name=account.name,
-                    user_id=account.user_id,
-                    app_id=account.app_id,
-                    app_secret=account.app_secret,
-                    manages_callback=manages,
-                    record_callback=url,
-                    channels=tuple(
-                        DesiredChannel(
-                            cid, tuple(sorted(ms, key=lambda m: m.id)), channel_sources[(a, cid)]
-                        )
-                        for cid, ms in sorted(by_account[a].items())
-                    ),
-                    source=self.source.locate(("accounts", a)),
-                    callback_source=self.source.locate(
-                        ("accounts", a, "record_callback")
-                        if "record_callback" in account.model_fields_set
-                        else ("defaults", "record_callback")
-                    ),
+
+    def _check_callback_shorthand(self, data: dict[str, Any]) -> None:
+        places: list[tuple[Path, object]] = [(("defaults",), data.get("defaults"))]
+        places += [(("accounts", a), account) for a, account in enumerate(_accounts(data))]
+        for base, entry in places:
+            if not isinstance(entry, dict) or "record_callback" not in entry:
+                continue
+            callbacks = entry.get("callbacks")
+            if isinstance(callbacks, dict) and "record" in callbacks:
+                shorthand = (*base, "record_callback")
+                self._add(
+                    (*base, "callbacks", "record"),
+                    f"the record callback is given twice, here and as {format_path(shorthand)} "
+                    f"at {self.source.locate(shorthand)}; keep one (record_callback is "
+                    "shorthand for callbacks.record)",
                 )
-            )
-        limits = Limits(**spec.limits.model_dump())
-        return Manifest(self.file, spec.api_base, limits, tuple(accounts), self.digest.hexdigest())
 
-    def _add(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(self.source.locate(path), format_path(path), message))
+    def _monitoring(self, data: dict[str, Any], csv_rows: _CsvRows) -> Monitoring:
+        """Each channel's ``monitoring`` as given; entries of one channel must agree."""
+        given: Monitoring = {}
+
+        def take(key: tuple[int, int], setting: Setting) -> None:
+            first = given.setdefault(key, setting)
+            if first.value != setting.value:
+                self.problems.append(
+                    Problem(
+                        setting.location,
+                        setting.path,
+                        f"channel {key[1]}'s monitoring is {setting.value or 'null'} here but "
+                        f"{first.value or 'null'} at {first.location} ({first.path}); "
+                        "give one value per channel",
+                    )
+                )
+
+        for a, account in enumerate(_accounts(data)):
+            channels = account.get("channels") if isinstance(account, dict) else None
+            for c, channel in enumerate(channels if isinstance(channels, list) else []):
+                if not isinstance(channel, dict) or "monitoring" not in channel:
+                    continue
+                channel_id = _as_id(channel.get("channel_id"))
+                value = yes_no(channel["monitoring"])
+                if channel_id is None or (value is None and channel["monitoring"] is not None):
+                    continue  # the schema reports it
+                path = ("accounts", a, "channels", c, "monitoring")
+                take((a, channel_id), Setting(value, self.source.locate(path), format_path(path)))
+            file, rows = csv_rows.get(a, ("", []))
+            shown = format_path(("accounts", a, "channels_file"))
+            for row in rows:
+                line = row.line
+                if row.monitoring is not None:
+                    where = Location(file, line, 1)
+                    take(
+                        (a, row.channel_id), Setting(row.monitoring, where, f"{shown}(row {line})")
+                    )
+        return given
+
+    def _add(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        where = self.source.locate_key(path) if at_key else self.source.locate(path)
+        self.problems.append(Problem(where, format_path(path), message))
 
 
-def _callback(account: AccountSpec, spec: ManifestSpec) -> tuple[bool, str | None]:
-    if "record_callback" in account.model_fields_set:
-        return True, account.record_callback
-    if "record_callback" in spec.defaults.model_fields_set:
-        return True, spec.defaults.record_callback
-    return False, None
+def _written(data: dict[str, Any]) -> Written:
+    accounts = [
+        {k: v for k in ACCOUNT_REFERENCES if isinstance(v := raw.get(k), str)}
+        if isinstance(raw, dict)
+        else {}
+        for raw in _accounts(data)
+    ]
+    return Written(accounts, {k: data[k] for k in WRITTEN_SETTINGS if k in data})
+
+
+def _name(account: dict[str, Any], index: int) -> str:
+    name = account.get("name")
+    return f"account {name!r}" if isinstance(name, str) else f"accounts[{index}]"
+
+
+def _accounts(data: dict[str, Any]) -> list[Any]:
+    accounts = data.get("accounts")
+    return accounts if isinstance(accounts, list) else []
 
 
 def _normalise(name: str, value: Any) -> Any:
-    if name == "enable" and value is not None:
-        return "Y" if value is True or str(value).upper() == "Y" else "N"
+    """A YAML ``enable`` as the schema reads it; a value it refuses stays for its message."""
+    if name == "enable":
+        normalised = yes_no(value)
+        return value if normalised is None else normalised
     return value
 
 
@@ -447,84 +369,4 @@ def _as_id(value: object) -> int | None:
     return None
 
 
-# --- turning pydantic's errors into sentences -------------------------------------------------
-
-_MESSAGES = {
-    "missing": "is required",
-    "int_type": "must be a whole number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "string_type": "must be text (put it in quotes)",
-    "list_type": "must be a list",
-    "model_type": "must be a mapping of keys to values",
-    "model_attributes_type": "must be a mapping of keys to values",
-    "dict_type": "must be a mapping of keys to values",
-    "string_too_short": "must not be empty",
-    "string_pattern_mismatch": "may contain only letters, digits, '.', '_' and '-'",
-}
-
-
-def _describe(error: Mapping[str, Any], loc: Path) -> str:
-    kind = error["type"]
-    context = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return _unknown_key(loc)
-    if kind == "greater_than":
-        gt = context.get("gt")
-        return "must be a positive number" if gt == 0 else f"must be greater than {gt}"
-    if kind == "less_than_equal":
-        return f"must be at most {context.get('le')}"
-    if kind == "too_short" and loc == ("accounts",):
-        return "must list at least one account"
-    if kind in ("value_error", "assertion_error"):
-        return str(error["msg"]).removeprefix("Value error, ")
-    if kind == "literal_error":
-        return f"must be one of {context.get('expected')}"
-    return _MESSAGES.get(kind, str(error["msg"]))
-
-
-def _unknown_key(loc: Path) -> str:
-    key = str(loc[-1])
-    allowed = _allowed_keys(loc[:-1])
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    hint = (
-        f"; did you mean {close[0]!r}?"
-        if close
-        else (f"; expected one of: {', '.join(allowed)}" if allowed else "")
-    )
-    return f"unknown key {key!r}{hint}"
-
-
-def _allowed_keys(loc: Path) -> list[str]:
-    if loc[:1] == ("csv",):
-        return list(CSV_COLUMNS)
-    model: Any = ManifestSpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return []
-        info = model.model_fields.get(str(part))
-        if info is None:
-            return []
-        model = _model_in(info.annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside ``list[X]``, ``X | None`` or ``Annotated[X, …]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-__all__ = ["CSV_COLUMNS", "MonitorSpec", "load_manifest"]
+__all__ = ["CSV_COLUMNS", "load_manifest"]

@@ -10,6 +10,7 @@ applied and the manifest location of every item kept for plans and reports.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -17,10 +18,38 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from bulkpolyv.manifest.problems import Location
+from bulkpolyv.records import DEFAULT_API_BASE, yes_no
 
 POLYV_CEILING_REQUESTS = 1500
 POLYV_CEILING_SECONDS = 10.0
-DEFAULT_API_BASE = "https://api.polyv.net"
+# The account callbacks a manifest can manage (`callbacks:` keys), in plan order.
+CALLBACK_KINDS = ("record", "playback", "stream")
+# The monitor-account fields a manifest can manage, in the order plans and CSV files use.
+MONITOR_FIELDS = ("nickname", "password", "enable")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The run's pace; these defaults are the only ones (the schema below reads them)."""
+
+    requests: int = 1200
+    per_seconds: float = 10.0
+    concurrency: int = 32
+    timeout: float = 20.0
+    attempts: int = 5
+
+
+_LIMITS = Limits()
+
+
+class Placeholder(str):
+    """A ``${VAR}`` reference left unresolved (``--no-env``, or a variable that is missing).
+
+    It is not the value, so the checks on values (length, URL shape, Y/N) let it pass; a
+    missing variable has been reported where it was found.
+    """
+
+    __slots__ = ()
 
 
 def worst_case_per_polyv_window(requests: int, per_seconds: float) -> int:
@@ -36,7 +65,7 @@ def worst_case_per_polyv_window(requests: int, per_seconds: float) -> int:
 
 def check_url(value: object) -> object:
     """An absolute http(s) URL with a host; the message never repeats the URL's query."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, Placeholder):
         return value
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -47,17 +76,20 @@ def check_url(value: object) -> object:
 
 
 def _enable(value: object) -> object:
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    if isinstance(value, str) and value.strip().upper() in ("Y", "N"):
-        return value.strip().upper()
+    if isinstance(value, Placeholder):
+        return None  # not the value; only a manifest read with --no-env gets this far
     if value is None:
-        return None
-    raise ValueError("must be Y or N (or true/false)")
+        return value
+    normalised = yes_no(value)
+    if normalised is None:
+        raise ValueError("must be Y or N (or true/false)")
+    return normalised
 
 
 def _length(low: int, high: int, what: str) -> Any:
     def check(value: object) -> object:
+        if isinstance(value, Placeholder):
+            return value
         if isinstance(value, str) and not low <= len(value) <= high:
             raise ValueError(f"{what} must be {low}–{high} characters (got {len(value)})")
         return value
@@ -88,7 +120,16 @@ class MonitorSpec(MonitorDefaultsSpec):
 
 class ChannelSpec(_Spec):
     channel_id: PositiveId
+    monitoring: Enable = None  # the channel's monitor switch; absent or null: left alone
     monitors: list[MonitorSpec] = []
+
+
+class CallbacksSpec(_Spec):
+    """Each key: a URL sets that callback, null switches it off, absent leaves it alone."""
+
+    record: Url | None = None
+    playback: Url | None = None
+    stream: Url | None = None
 
 
 class AccountSpec(_Spec):
@@ -96,23 +137,24 @@ class AccountSpec(_Spec):
     user_id: Annotated[str, Field(min_length=1)]
     app_id: Annotated[str, Field(min_length=1)]
     app_secret: str = Field(repr=False)
-    record_callback: Url | None = None
+    record_callback: Url | None = None  # shorthand for callbacks.record
+    callbacks: CallbacksSpec = CallbacksSpec()
     channels: list[ChannelSpec] = []
     channels_file: str | None = None
 
 
 class LimitsSpec(_Spec):
     # per_seconds comes first so that the check on requests can see it.
-    per_seconds: Annotated[float, Field(gt=0)] = 10.0
-    requests: Annotated[int, Field(gt=0)] = 1200
-    concurrency: Annotated[int, Field(gt=0, le=1000)] = 32
-    timeout: Annotated[float, Field(gt=0)] = 20.0
-    attempts: Annotated[int, Field(gt=0, le=50)] = 5
+    per_seconds: Annotated[float, Field(gt=0)] = _LIMITS.per_seconds
+    requests: Annotated[int, Field(gt=0)] = _LIMITS.requests
+    concurrency: Annotated[int, Field(gt=0, le=1000)] = _LIMITS.concurrency
+    timeout: Annotated[float, Field(gt=0)] = _LIMITS.timeout
+    attempts: Annotated[int, Field(gt=0, le=50)] = _LIMITS.attempts
 
     @field_validator("requests")
     @classmethod
     def _under_polyv_ceiling(cls, requests: int, info: ValidationInfo) -> int:
-        per_seconds = info.data.get("per_seconds", 10.0)
+        per_seconds = info.data.get("per_seconds", _LIMITS.per_seconds)
         worst = worst_case_per_polyv_window(requests, per_seconds)
         if worst > POLYV_CEILING_REQUESTS:
             raise ValueError(
@@ -124,7 +166,9 @@ class LimitsSpec(_Spec):
 
 
 class DefaultsSpec(_Spec):
-    record_callback: Url | None = None
+    record_callback: Url | None = None  # shorthand for callbacks.record
+    callbacks: CallbacksSpec = CallbacksSpec()
+    monitoring: Enable = None
     monitor: MonitorDefaultsSpec = MonitorDefaultsSpec()
 
 
@@ -146,16 +190,7 @@ class ManifestSpec(_Spec):
 # --- what the rest of bulkpolyv consumes ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Limits:
-    requests: int = 1200
-    per_seconds: float = 10.0
-    concurrency: int = 32
-    timeout: float = 20.0
-    attempts: int = 5
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per monitor row: slots keep a million small
 class DesiredMonitor:
     id: int
     nickname: str | None
@@ -165,7 +200,7 @@ class DesiredMonitor:
 
     @property
     def managed_fields(self) -> tuple[str, ...]:
-        return tuple(f for f in ("nickname", "password", "enable") if getattr(self, f) is not None)
+        return tuple(f for f in MONITOR_FIELDS if getattr(self, f) is not None)
 
 
 @dataclass(frozen=True)
@@ -173,6 +208,8 @@ class DesiredChannel:
     channel_id: int
     monitors: tuple[DesiredMonitor, ...]
     source: Location
+    monitoring: str | None = None  # "Y"/"N": the channel's monitor switch; None: left alone
+    monitoring_source: Location | None = None  # where that value was written
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,10 +219,17 @@ class DesiredAccount:
     app_id: str
     app_secret: str = field(repr=False)
     source: Location
+    # Managed callbacks only, by kind (CALLBACK_KINDS): a URL, or None to switch it off.
+    callbacks: Mapping[str, str | None] = field(default_factory=dict, repr=False, hash=False)
+    callback_sources: Mapping[str, Location] = field(default_factory=dict, hash=False)
+    # The record callback again, as the plan and executor read it until they use `callbacks`.
     manages_callback: bool = False
-    record_callback: str | None = None  # None with manages_callback: switch it off
+    # None with manages_callback: switch it off. Not in repr: a URL's query may be a token.
+    record_callback: str | None = field(default=None, repr=False)
     channels: tuple[DesiredChannel, ...] = ()
     callback_source: Location | None = None
+    # user_id, app_id and app_secret exactly as written, ${VAR}s unresolved (for export).
+    references: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 
     @property
     def monitor_count(self) -> int:
@@ -199,14 +243,24 @@ class Manifest:
     limits: Limits
     accounts: tuple[DesiredAccount, ...]
     digest: str  # sha256 over the manifest and its CSV files, to pin reviewed plans
+    # api_base and limits exactly as written, when they are (for export).
+    written_settings: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
     def summary_lines(self) -> list[str]:
         lines = []
         for account in self.accounts:
-            callback = "1 callback" if account.manages_callback else "no callback"
+            callbacks = len(account.callbacks)
+            switches = sum(1 for c in account.channels if c.monitoring is not None)
             lines.append(
-                f"{account.name}: {callback}, {account.monitor_count:,} monitor"
-                f"{'s' if account.monitor_count != 1 else ''} on {len(account.channels):,} "
-                f"channel{'s' if len(account.channels) != 1 else ''}"
+                f"{account.name}: {_count(callbacks, 'callback', 'no')}, "
+                f"{_count(account.monitor_count, 'monitor')} on "
+                f"{_count(len(account.channels), 'channel')}"
+                + (f", monitoring set on {_count(switches, 'channel')}" if switches else "")
             )
         return lines
+
+
+def _count(number: int, noun: str, zero: str | None = None) -> str:
+    if number == 0 and zero is not None:
+        return f"{zero} {noun}"
+    return f"{number:,} {noun}{'s' if number != 1 else ''}"

@@ -13,7 +13,7 @@ from bulkpolyv.errors import BulkPolyvError
 Path = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Location:
     file: str
     line: int

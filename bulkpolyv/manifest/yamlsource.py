@@ -34,14 +34,19 @@ _RESOLVED_FIRST = frozenset(
 
 
 class SourceMap:
-    """Path → where the value there starts; a path not recorded falls back to its parent."""
+    """Path → where the value there starts, and where its key is; a path not recorded falls
+    back to its parent."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self._places: dict[Path, tuple[int, int]] = {}
+        self._keys: dict[Path, tuple[int, int]] = {}
 
     def record(self, path: Path, line: int, column: int) -> None:
         self._places[path] = (line, column)
+
+    def record_key(self, path: Path, line: int, column: int) -> None:
+        self._keys[path] = (line, column)
 
     def locate(self, path: Path) -> Location:
         for end in range(len(path), -1, -1):
@@ -49,6 +54,12 @@ class SourceMap:
             if place is not None:
                 return Location(self.file, *place)
         return Location(self.file, 1, 1)
+
+    def locate_key(self, path: Path) -> Location:
+        """Where the key of the entry at ``path`` is written (an unknown key is reported
+        there, not at its value, which may start on the next line)."""
+        place = self._keys.get(path)
+        return Location(self.file, *place) if place is not None else self.locate(path)
 
 
 class _Stop(Exception):
@@ -179,6 +190,8 @@ class _Builder:
             frame.bad_key = True
         else:
             frame.key_lines[key] = event.start_mark.line + 1
+            mark = event.start_mark
+            self.source.record_key((*frame.path, key), mark.line + 1, mark.column + 1)
         frame.key = key
 
     def _child_path(self) -> Path:
