@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from bulkpolyv.manifest.model import DesiredAccount, DesiredMonitor, Manifest
 from bulkpolyv.manifest.problems import Location
 from bulkpolyv.records import Credentials, Monitor
+from bulkpolyv.urls import normalise_url, redact_url
 
 PLAN_FORMAT_VERSION = 1
 
@@ -221,41 +221,6 @@ class Plan:
 
 
 # --- comparing ------------------------------------------------------------------------------
-
-
-def normalise_url(url: str | None) -> str | None:
-    """The form two URLs are compared in: scheme and host lower case, default port dropped."""
-    if url is None or not url.strip():
-        return None
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    port = (
-        parts.port
-        if parts.port not in (None, {"http": 80, "https": 443}.get(parts.scheme.lower()))
-        else None
-    )
-    netloc = host if port is None else f"{host}:{port}"
-    if parts.username or parts.password:
-        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
-    return urlunsplit(
-        (parts.scheme.lower(), netloc, parts.path or "/", parts.query, parts.fragment)
-    )
-
-
-def redact_url(url: str | None) -> str | None:
-    """A URL fit for logs: query values (tokens, signatures) and credentials masked."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if parts.username or parts.password:
-        netloc = "***@" + netloc
-    query = "&".join(
-        (piece.split("=", 1)[0] + "=***") if "=" in piece else "***"
-        for piece in parts.query.split("&")
-        if piece
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _text(value: str | None) -> str:
