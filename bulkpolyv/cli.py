@@ -92,7 +92,7 @@ def plan(
     manifest_path: str, settings: RunSettings, only: tuple[str, ...], fmt: str, out: str | None
 ) -> None:
     """Read the live state and show what apply would change (exit 2 when changes pending)."""
-    manifest = select(load(manifest_path), only)
+    manifest = select(load(manifest_path), only, shard=settings.shard)
     warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
 
     async def run() -> Plan:
@@ -155,7 +155,7 @@ def apply_command(
             "--retry-failed"
         )
     keys = failed_items(Path(retry_failed)) if retry_failed else None
-    manifest = select(load(manifest_path), only, keys)
+    manifest = select(load(manifest_path), only, keys, settings.shard)
     try:
         reviewed = ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from bulkpolyv.budget.base import BudgetUnavailable
 from bulkpolyv.client import PolyvClient
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
@@ -68,6 +69,8 @@ class Executor:
         self.events = events or RunEvents()
         self.requests = RetryingCaller(policy or RetryPolicy(), self.events)
         self.stopping = self.requests.stopping
+        # Set when the shared rate budget failed: nothing more may be sent (see _pool).
+        self.budget_failure: BudgetUnavailable | None = None
 
     def stop(self) -> None:
         self.stopping.set()
@@ -79,7 +82,16 @@ class Executor:
             for item in iterator:  # shared: each item goes to exactly one worker
                 if self.stopping.is_set():
                     return
-                await work(item)
+                try:
+                    await work(item)
+                except BudgetUnavailable as error:
+                    # Not this item's failure: without the shared count no request may go,
+                    # so the run stops like an interrupt (this item was not sent).
+                    if self.budget_failure is None:
+                        log.error("budget: %s; stopping: nothing more is sent", error)
+                        self.budget_failure = error
+                    self.stop()
+                    return
 
         await asyncio.gather(*(worker() for _ in range(self.concurrency)))
 

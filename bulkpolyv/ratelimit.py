@@ -54,6 +54,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
 from bulkpolyv.budget.base import BudgetUnavailable
+from bulkpolyv.concurrency import AutoConcurrency, ResizableSemaphore
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 
@@ -141,7 +142,7 @@ class ArrivalWindowLimiter:
         self._paced: deque[float] = deque(maxlen=self._pace_count)
         self._max_poll = max_poll
         self._ids = ReservationIds()
-        self._clock = clock
+        self.clock = clock
         self._sleep = sleep
         # One local waiter asks the store at a time: first come, first served within the
         # process, and the store is polled once per wait, not once per worker.
@@ -168,7 +169,7 @@ class ArrivalWindowLimiter:
                 reservation_id = self._ids()
                 wait = await self._reserve(reservation_id)
                 if wait <= 0:
-                    granted_at = self._clock()
+                    granted_at = self.clock()
                     self._paced.append(granted_at)
                     return Permit(self.store, reservation_id, self.window, granted_at)
                 poll = min(max(wait, MIN_POLL), self._max_poll)
@@ -178,7 +179,7 @@ class ArrivalWindowLimiter:
     def _pace_wait(self) -> float:
         if len(self._paced) < self._pace_count:
             return 0.0
-        return self._paced[0] + self._pace_window - self._clock()
+        return self._paced[0] + self._pace_window - self.clock()
 
     async def _reserve(self, reservation_id: str) -> float:
         try:
@@ -189,10 +190,6 @@ class ArrivalWindowLimiter:
             with contextlib.suppress(BudgetUnavailable):
                 await asyncio.shield(self.store.cancel(reservation_id))
             raise
-
-
-# The name run.py still uses; the wiring for issue 11 switches it to ArrivalWindowLimiter.
-PacedWindowLimiter = ArrivalWindowLimiter
 
 
 class CoolDown:
@@ -233,15 +230,22 @@ class CoolDown:
 class RequestGate:
     """Concurrency cap + cool-down + sliding window, in that order, around every send.
 
+    ``concurrency`` is a fixed number of requests in flight, or an :class:`AutoConcurrency`
+    that the gate feeds with each request's time from its place being granted to its answer
+    (waiting for a pooled connection included) and follows: :attr:`ceiling` is the most it
+    will ever let go, what the worker pool and the connection pool are sized to.
+
     It also watches what comes back: a rate-limit answer trips the cool-down, and so does a
-    burst of connection failures (an IP block may look like refused connections).
+    burst of connection failures (an IP block may look like refused connections). A budget
+    store that fails (:class:`BudgetUnavailable`) ends sending: the failing acquire raises
+    it, and so does every later :meth:`slot` — the run must stop, not go on uncounted.
     """
 
     def __init__(
         self,
         limiter: ArrivalWindowLimiter,
         cooldown: CoolDown,
-        concurrency: int,
+        concurrency: int | AutoConcurrency,
         *,
         connection_failure_burst: int = 50,
         events: RunEvents | None = None,
@@ -249,20 +253,20 @@ class RequestGate:
         self.limiter = limiter
         self.cooldown = cooldown
         self.sent = 0
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self.auto = concurrency if isinstance(concurrency, AutoConcurrency) else None
+        self.ceiling = self.auto.ceiling if self.auto is not None else int(concurrency)
+        self.in_flight = ResizableSemaphore(
+            self.auto.target if self.auto is not None else self.ceiling
+        )
+        self.broken: BudgetUnavailable | None = None
         self._burst = connection_failure_burst
         self._failures_in_a_row = 0
         self.events = events or RunEvents()
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        async with self._semaphore:
-            while True:
-                await self.cooldown.wait()
-                permit = await self.limiter.acquire()
-                if not self.cooldown.active:
-                    break
-                await permit.cancel()  # a pause began while we waited: nothing was sent
+        async with self.in_flight:
+            permit = await self._permit()
             generation = self.cooldown.generation
             self.sent += 1
             try:
@@ -273,8 +277,34 @@ class RequestGate:
             finally:
                 # Answered, failed, timed out or cancelled mid-send: it may have arrived, so
                 # its place is held W from now (rule 1), never given back.
-                await permit.complete()
+                await self._complete(permit)
             self._failures_in_a_row = 0
+
+    async def _permit(self) -> Permit:
+        """A place in the window outside any cool-down (raises BudgetUnavailable)."""
+        while True:
+            if self.broken is not None:
+                raise self.broken
+            await self.cooldown.wait()
+            try:
+                permit = await self.limiter.acquire()
+            except BudgetUnavailable as error:
+                self.broken = error
+                raise
+            if not self.cooldown.active:
+                return permit
+            await permit.cancel()  # a pause began while we waited: nothing was sent
+
+    async def _complete(self, permit: Permit) -> None:
+        try:
+            await permit.complete()
+        except BudgetUnavailable as error:
+            # The answer is in, so this request's outcome stands. Its place stays counted
+            # until its lease runs out (longer than W after the answer), so the bound holds;
+            # what must not happen is another send: every later slot() raises this.
+            self.broken = error
+        if self.auto is not None:
+            self.in_flight.resize(self.auto.observe(self.limiter.clock() - permit.granted_at))
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._slot()
