@@ -81,13 +81,14 @@ def budget_spec(
     return settings.budget or environ.get("BULKPOLYV_BUDGET") or limits.budget
 
 
-def concurrency_for(settings: RunSettings, limits: Limits) -> int | AutoConcurrency:
-    """A fixed number when one is given (flag first), else auto (up to its ceiling)."""
+def concurrency_for(settings: RunSettings, limits: Limits) -> AutoConcurrency:
+    """Requests in flight follow rate x latency; a number (the flag's first, then the
+    manifest's) caps them, and so sizes the worker and connection pools."""
     chosen = settings.concurrency or limits.concurrency
-    if chosen != "auto":
-        return int(chosen)
     return AutoConcurrency(
-        settings.requests or limits.requests, settings.per_seconds or limits.per_seconds
+        settings.requests or limits.requests,
+        settings.per_seconds or limits.per_seconds,
+        cap=None if chosen == "auto" else int(chosen),
     )
 
 

@@ -1,0 +1,104 @@
+"""The gate with auto concurrency and a failing budget store, in virtual time."""
+
+import asyncio
+
+import pytest
+
+from bulkpolyv.budget import BudgetUnavailable, MemoryStore
+from bulkpolyv.concurrency import AutoConcurrency
+from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+from tests.virtualtime import virtual_time
+
+
+async def run_at_latency(concurrency, *, latency: float, count: int) -> list[float]:
+    """``count`` requests answered after ``latency`` s through a 200/10 s gate with as
+    many workers as the gate's ceiling; the grant times."""
+    granted: list[float] = []
+    with virtual_time() as time:
+        store = MemoryStore(clock=time.clock)
+        limiter = ArrivalWindowLimiter(200, 10.0, store=store, clock=time.clock)
+        gate = RequestGate(limiter, CoolDown(60, clock=time.clock), concurrency)
+        remaining = iter(range(count))
+
+        async def worker() -> None:
+            for _ in remaining:
+                async with gate.slot():
+                    granted.append(time.now)
+                    await asyncio.sleep(latency)
+
+        await asyncio.gather(*(worker() for _ in range(gate.ceiling)))
+    return granted
+
+
+def steady_rate(granted: list[float], skip: int) -> float:
+    """Requests per second after the first ``skip`` (the first window fills at once)."""
+    steady = sorted(granted)[skip:]
+    return (len(steady) - 1) / (steady[-1] - steady[0])
+
+
+async def test_auto_concurrency_reaches_the_rate_at_two_seconds_of_latency():
+    """200/10 s with 2 s answers: each place is held 12 s (rule 1), so 200/12 = 16.7/s is
+    the most any limiter of this kind can reach. A fixed 8 in flight caps it at 8/2 = 4/s;
+    auto grows to ceil(1.25 x 20/s x 2 s) = 50 in flight and reaches the bound."""
+    fixed = steady_rate(await run_at_latency(8, latency=2.0, count=300), skip=100)
+    auto = AutoConcurrency(200, 10.0, clock=lambda: asyncio.get_running_loop().time())
+    granted = await run_at_latency(auto, latency=2.0, count=1000)
+    assert fixed == pytest.approx(4.0, rel=0.01)
+    assert steady_rate(granted, skip=400) == pytest.approx(200 / 12, rel=0.01)
+    assert auto.target == 50
+
+
+class FailingStore(MemoryStore):
+    """A memory store whose ``reserve`` (or ``complete``) fails from the ``after``-th call."""
+
+    def __init__(self, clock, *, fail: str, after: int) -> None:
+        super().__init__(clock=clock)
+        self.fail, self.after, self.calls = fail, after, {"reserve": 0, "complete": 0}
+
+    def _count(self, name: str) -> None:
+        self.calls[name] += 1
+        if name == self.fail and self.calls[name] > self.after:
+            raise BudgetUnavailable("the Redis budget redis://budget:6379/0 stopped answering.")
+
+    async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
+        self._count("reserve")
+        return await super().reserve(reservation_id, limit, lease)
+
+    async def complete(self, reservation_id: str, hold: float) -> None:
+        self._count("complete")
+        await super().complete(reservation_id, hold)
+
+
+def gate_on(store: MemoryStore, clock) -> RequestGate:
+    limiter = ArrivalWindowLimiter(100, 10.0, store=store, clock=clock)
+    return RequestGate(limiter, CoolDown(60, clock=clock), 4)
+
+
+async def test_a_store_that_fails_to_reserve_ends_sending_for_good():
+    with virtual_time() as time:
+        store = FailingStore(time.clock, fail="reserve", after=1)
+        gate = gate_on(store, time.clock)
+        async with gate.slot():
+            pass
+        for _ in range(2):
+            with pytest.raises(BudgetUnavailable, match="redis://budget:6379/0"):
+                async with gate.slot():
+                    raise AssertionError("sent without a place")
+    assert store.calls["reserve"] == 2  # the second slot never asked the store again
+    assert gate.sent == 1
+
+
+async def test_a_store_that_fails_to_complete_keeps_the_answer_and_stops_the_next_send():
+    """The answer is in: the request's outcome stands (no exception out of its slot), its
+    place stays counted until its lease runs out, and nothing more is sent."""
+    with virtual_time() as time:
+        store = FailingStore(time.clock, fail="complete", after=0)
+        gate = gate_on(store, time.clock)
+        async with gate.slot():
+            answered = "ok"
+        assert answered == "ok"
+        assert store.held() == 1
+        with pytest.raises(BudgetUnavailable):
+            async with gate.slot():
+                raise AssertionError("sent after the budget failed")
+    assert gate.sent == 1
