@@ -102,3 +102,39 @@ async def test_a_store_that_fails_to_complete_keeps_the_answer_and_stops_the_nex
             async with gate.slot():
                 raise AssertionError("sent after the budget failed")
     assert gate.sent == 1
+
+
+async def run_with_failing_budget(tmp_path, *, fail: str, after: int):
+    """apply() of a 20-channel manifest against the simulator, on a budget store that
+    fails from its ``after``-th reserve/complete; the result and the simulator."""
+    from bulkpolyv import RunSettings, apply, load_manifest, open_runtime
+    from bulkpolyv.sim import PolyvSimulator, SimConfig, SimServer
+    from tests.simthread import ENV, seeded_state, write_manifest
+
+    path = write_manifest(tmp_path, channels=20)
+    manifest = load_manifest(path, env=ENV)
+    simulator = PolyvSimulator(seeded_state(path, {}), SimConfig())
+    store = FailingStore(lambda: asyncio.get_running_loop().time(), fail=fail, after=after)
+    async with SimServer(simulator) as server:
+        settings = RunSettings(api_base=server.url, concurrency=4)
+        async with open_runtime(manifest, settings, store=store) as runtime:
+            result = await apply(manifest, runtime, handle_signals=False)
+    return result, simulator
+
+
+async def test_a_budget_failing_during_the_reads_stops_before_any_write(tmp_path):
+    with pytest.raises(BudgetUnavailable, match="redis://budget:6379/0"):
+        await run_with_failing_budget(tmp_path, fail="reserve", after=10)
+
+
+async def test_a_budget_failing_during_the_writes_interrupts_the_run_with_every_item_reported(
+    tmp_path,
+):
+    """The reads take 42 places; the budget fails at the 60th: the writes answered before
+    stand, nothing more is sent, and every other item is reported as not attempted."""
+    result, simulator = await run_with_failing_budget(tmp_path, fail="reserve", after=59)
+    assert result.status.value == "interrupted"
+    assert simulator.stats.requests == 59
+    assert result.counts["changed"] == simulator.stats.writes == 59 - 42
+    reported = result.counts["changed"] + result.counts["skipped"] + result.counts["unchanged"]
+    assert reported == len(result.plan.operations) + len(result.plan.unchanged)
