@@ -197,3 +197,31 @@ def test_three_shards_apply_every_item_exactly_once(tmp_path, monkeypatch):
     assert sum(len(part) for part in keys) == len(everything)  # no item in two shards
     assert all(keys)  # each shard had work
     assert nicknames == {f"new-{a}{m}" for a in range(9) for m in "ab"}
+
+
+def test_bad_shard_and_concurrency_flags_are_usage_errors(world):
+    _, manifest = world
+    code, _, err = invoke("plan", str(manifest), "--shard", "4/3")
+    assert code == 2 and "K must be between 1 and N" in err
+    code, _, err = invoke("plan", str(manifest), "--concurrency", "lots")
+    assert code == 2 and "'lots' is neither auto nor a number from 1 to 1000" in err
+
+
+def test_manifest_concurrency_is_auto_by_default_or_a_cap(tmp_path):
+    from bulkpolyv.manifest import ManifestError, load_manifest
+    from bulkpolyv.run import RunSettings, concurrency_for
+
+    base = 'version: 1\naccounts: [{name: a, user_id: u, app_id: x, app_secret: "${S}"}]\n'
+    path = tmp_path / "m.yaml"
+    path.write_text(base)
+    limits = load_manifest(path, env={"S": "s"}).limits
+    assert (limits.concurrency, limits.budget) == ("auto", None)
+    assert concurrency_for(RunSettings(), limits).ceiling == 256
+    assert concurrency_for(RunSettings(concurrency=12), limits).ceiling == 12
+    path.write_text(base + "limits: {concurrency: 40, budget: 'redis://r:6379/0'}\n")
+    limits = load_manifest(path, env={"S": "s"}).limits
+    assert (limits.concurrency, limits.budget) == (40, "redis://r:6379/0")
+    assert concurrency_for(RunSettings(), limits).ceiling == 40
+    path.write_text(base + "limits: {concurrency: fast}\n")
+    with pytest.raises(ManifestError, match=r"limits\.concurrency"):
+        load_manifest(path, env={"S": "s"})
