@@ -85,7 +85,8 @@ async def at_latency(
                counts["changed"] == monitors),
         Figure(f"{label}: achieved ÷ configured rate", share, "", f"≥ {goal:.2f}",
                share >= goal),
-        Figure(f"{label}: bound W/(W+latency) of rule 1", bound, "", "", None),
+        Figure(f"{label}: rule 1's steady-state bound W/(W+latency)", bound, "", "", None),
+        Figure(f"{label}: achieved ÷ that bound", share / bound, "", "", None),
         *limit_figures(label, stats, sizes),
     ]  # fmt: skip
     return figures, monitors / wall
