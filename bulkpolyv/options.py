@@ -57,7 +57,7 @@ def parse_rate(text: str | None) -> tuple[int | None, float | None]:
         count, seconds = text.split("/", 1)
         return int(count), float(seconds)
     except ValueError:
-        raise click.BadParameter("use N/S, e.g. 1200/10", param_hint="--rate") from None
+        raise click.BadParameter("use N/S, e.g. 1400/10", param_hint="--rate") from None
 
 
 def warn_about_transport(api_base: str, insecure: bool) -> None:
