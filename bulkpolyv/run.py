@@ -81,7 +81,9 @@ def budget_spec(
     return settings.budget or environ.get("BULKPOLYV_BUDGET") or limits.budget
 
 
-def concurrency_for(settings: RunSettings, limits: Limits) -> AutoConcurrency:
+def concurrency_for(
+    settings: RunSettings, limits: Limits, clock: Callable[[], float] = time.monotonic
+) -> AutoConcurrency:
     """Requests in flight follow rate x latency; a number (the flag's first, then the
     manifest's) caps them, and so sizes the worker and connection pools."""
     chosen = settings.concurrency or limits.concurrency
@@ -89,6 +91,7 @@ def concurrency_for(settings: RunSettings, limits: Limits) -> AutoConcurrency:
         settings.requests or limits.requests,
         settings.per_seconds or limits.per_seconds,
         cap=None if chosen == "auto" else int(chosen),
+        clock=clock,
     )
 
 
@@ -130,7 +133,7 @@ async def open_runtime(
         gate = RequestGate(
             limiter,
             CoolDown(settings.cooldown, clock=clock, sleep=sleep),
-            concurrency_for(settings, limits),
+            concurrency_for(settings, limits, clock),
             connection_failure_burst=settings.connection_failure_burst,
             events=observers,
         )
