@@ -26,6 +26,8 @@ from tests.simthread import (
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = SimConfig(rate_requests=30, rate_seconds=1.0, block_seconds=30.0)
+# Three processes share this one: each is configured to all of it (--rate 60/1).
+SHARED_LIMIT = SimConfig(rate_requests=60, rate_seconds=1.0, block_seconds=30.0)
 # Each request is held 0-250 ms on the way *before* the simulator counts it, then answered
 # 20-80 ms later: arrivals bunch up in ways no send-time window can see.
 JITTER = FaultConfig(
@@ -37,7 +39,7 @@ JITTER = FaultConfig(
 def world(tmp_path, monkeypatch):
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    return tmp_path, write_manifest(tmp_path, channels=40)
+    return tmp_path, write_manifest(tmp_path, channels=25)
 
 
 def test_jittered_arrivals_at_exactly_the_simulators_limit_cause_no_violation(world):
@@ -49,7 +51,7 @@ def test_jittered_arrivals_at_exactly_the_simulators_limit_cause_no_violation(wo
         assert state_matches_manifest(sim)
         assert stats.violations == 0
         assert stats.peak_in_window <= 30
-        assert stats.requests > 3 * 30  # several windows' worth
+        assert stats.requests > 2 * 30  # several windows' worth
 
 
 def start(args: list[str], state_home: Path) -> subprocess.Popen:
@@ -67,7 +69,7 @@ def start(args: list[str], state_home: Path) -> subprocess.Popen:
 
 def apply_args(sim, manifest: Path, directory: Path, account: str, *extra: str) -> list[str]:
     return [
-        *run_args(sim, manifest, directory, "--rate", "30/1", "--only", account),
+        *run_args(sim, manifest, directory, "--rate", "60/1", "--only", account),
         *extra,
     ]
 
@@ -79,11 +81,11 @@ def run_three(sim, tmp_path: Path, homes: tuple[Path, Path, Path], *extra: str) 
     for name, account, home in (("a", "east", homes[0]), ("b", "west", homes[1])):
         directory = tmp_path / name
         directory.mkdir()
-        manifest = write_manifest(directory, channels=40)
+        manifest = write_manifest(directory, channels=25)
         processes.append(start(apply_args(sim, manifest, directory, account, *extra), home))
     (tmp_path / "c").mkdir()
-    planned = write_manifest(tmp_path / "c", channels=40)
-    plan = start(["plan", str(planned), "--api-base", sim.url, "--rate", "30/1", *extra], homes[2])
+    planned = write_manifest(tmp_path / "c", channels=25)
+    plan = start(["plan", str(planned), "--api-base", sim.url, "--rate", "60/1", *extra], homes[2])
     for process in processes:
         out, err = process.communicate(timeout=90)
         assert process.returncode == 0, out + err
@@ -95,12 +97,12 @@ def run_three(sim, tmp_path: Path, homes: tuple[Path, Path, Path], *extra: str) 
 def test_two_applies_and_a_plan_on_one_host_share_one_budget(world):
     tmp_path, manifest = world
     home = tmp_path / "state"
-    with running_sim(seeded_state(manifest, {}), LIMIT, JITTER) as sim:
+    with running_sim(seeded_state(manifest, {}), SHARED_LIMIT, JITTER) as sim:
         run_three(sim, tmp_path, (home, home, home))
         stats = sim.simulator.stats
         assert state_matches_manifest(sim)
         assert stats.violations == 0
-        assert stats.peak_in_window <= 30
+        assert stats.peak_in_window <= 60
 
 
 @pytest.fixture
@@ -117,12 +119,12 @@ def test_two_hosts_share_a_redis_budget(world, redis_url):
     """Different state directories (two "hosts"): only the Redis budget is common."""
     tmp_path, manifest = world
     homes = (tmp_path / "host1", tmp_path / "host2", tmp_path / "host3")
-    with running_sim(seeded_state(manifest, {}), LIMIT, JITTER) as sim:
+    with running_sim(seeded_state(manifest, {}), SHARED_LIMIT, JITTER) as sim:
         run_three(sim, tmp_path, homes, "--budget", redis_url)
         stats = sim.simulator.stats
         assert state_matches_manifest(sim)
         assert stats.violations == 0
-        assert stats.peak_in_window <= 30
+        assert stats.peak_in_window <= 60
     assert not any((home / "bulkpolyv" / "budget.sqlite3").exists() for home in homes)
 
 
