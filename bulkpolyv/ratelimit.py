@@ -32,9 +32,9 @@ pause or a TCP retransmission (we measured 52–55 ms late arrivals against 50 m
 Holding the place until W after the answer needs no slack at all.
 
 The cost: a place is held for W + latency, so at most N per (W + latency) go out — 0.91 of
-the configured rate at 1 s of latency and 10 s windows. **Pacing** (at most N/``parts`` of
-this process's grants in any W/``parts``) stays for smoothness only — a burst queues up on
-the way and is answered slowly; the rule alone makes the bound hold.
+the configured rate at 1 s of latency and 10 s windows. **Pacing** (this process's grants
+follow a schedule of N per W, at most N/``parts`` ahead of it) stays for smoothness only —
+a burst queues up on the way and is answered slowly; the rule alone makes the bound hold.
 
 The places live in a :class:`~bulkpolyv.budget.WindowStore`, so every process on a host (or
 a fleet, with Redis) shares one window; each still honours its own N against the shared
@@ -49,7 +49,6 @@ import asyncio
 import contextlib
 import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
@@ -137,9 +136,12 @@ class ArrivalWindowLimiter:
         self.window = per_seconds
         self.lease = per_seconds + max_request_seconds
         self.store: WindowStore = store if store is not None else MemoryStore(clock=clock)
-        self._pace_count = max(1, math.ceil(requests / parts))
-        self._pace_window = per_seconds / parts
-        self._paced: deque[float] = deque(maxlen=self._pace_count)
+        # Pacing as a virtual schedule (GCRA): one grant every W/N on average, a burst of
+        # N/parts at most ahead of it. A grant that comes late does not push the schedule
+        # back, so a busy loop or a slow store costs no rate over a long run.
+        self._interval = per_seconds / requests
+        self._tolerance = max(1, math.ceil(requests / parts) - 1) * self._interval
+        self._schedule: float | None = None  # when the next grant is due on the schedule
         self._max_poll = max_poll
         self._ids = ReservationIds()
         self.clock = clock
@@ -170,16 +172,17 @@ class ArrivalWindowLimiter:
                 wait = await self._reserve(reservation_id)
                 if wait <= 0:
                     granted_at = self.clock()
-                    self._paced.append(granted_at)
+                    due = self._schedule if self._schedule is not None else granted_at
+                    self._schedule = max(due, granted_at) + self._interval
                     return Permit(self.store, reservation_id, self.window, granted_at)
                 poll = min(max(wait, MIN_POLL), self._max_poll)
                 if await sleep_unless_stopped(poll, stop, self._sleep):
                     return None
 
     def _pace_wait(self) -> float:
-        if len(self._paced) < self._pace_count:
+        if self._schedule is None:
             return 0.0
-        return self._paced[0] + self._pace_window - self.clock()
+        return self._schedule - self._tolerance - self.clock()
 
     async def _reserve(self, reservation_id: str) -> float:
         try:
