@@ -222,18 +222,30 @@ def failure_details(error: PolyvError) -> dict[str, Any]:
 
 
 def log_outcome(outcome: ItemOutcome) -> None:
-    level = {Status.UNCHANGED: logging.DEBUG, Status.CHANGED: logging.INFO}.get(
-        outcome.status, logging.WARNING
-    )
+    # Failures are INFO: the command prints them grouped by cause at the end, one line
+    # per cause rather than one per item; -v shows each.
+    level = logging.INFO if outcome.status is not Status.UNCHANGED else logging.DEBUG
+    key = outcome.key
     log.log(
         level,
         "apply: item=%s status=%s attempts=%d code=%s requestId=%s %s",
-        outcome.key,
+        key,
         outcome.status.value,
         outcome.attempts,
         outcome.polyv_code,
         outcome.request_id,
         outcome.message,
+        extra={
+            "event": "outcome",
+            "account": key.account,
+            "channel": key.channel_id or None,
+            "monitor": key.monitor_id or None,
+            "status": outcome.status.value,
+            "attempts": outcome.attempts,
+            "http_status": outcome.http_status,
+            "polyv_code": outcome.polyv_code,
+            "request_id": outcome.request_id,
+        },
     )
 
 

@@ -172,6 +172,21 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
 
 def failed_items(path: Path) -> set[ItemKey]:
     """The failed and skipped items of an earlier run's report."""
+    report = read_report(path)
+    keys = set()
+    for number, item in enumerate(report["items"], start=1):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("not an object")
+            if item.get("status") in (Status.FAILED.value, Status.SKIPPED.value):
+                keys.add(ItemKey.from_dict(item))
+        except ValueError as exc:
+            raise ReportError(f"{path}: item {number} of the report is broken: {exc}") from None
+    return keys
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report file as written by :func:`write_report`; ReportError naming the file if not."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -186,13 +201,4 @@ def failed_items(path: Path) -> set[ItemKey]:
             f"{path}: report format {version!r}, this bulkpolyv reads format "
             f"{REPORT_FORMAT_VERSION}"
         )
-    keys = set()
-    for number, item in enumerate(report["items"], start=1):
-        try:
-            if not isinstance(item, dict):
-                raise ValueError("not an object")
-            if item.get("status") in (Status.FAILED.value, Status.SKIPPED.value):
-                keys.add(ItemKey.from_dict(item))
-        except ValueError as exc:
-            raise ReportError(f"{path}: item {number} of the report is broken: {exc}") from None
-    return keys
+    return report

@@ -194,8 +194,18 @@ async def apply(
     else:
         with _stop_on_signals(executor, handle_signals):
             plan = await read_plan(runtime, manifest)
+    prompted = 0.0  # seconds at the confirmation prompt: not part of the run's duration
+
+    def timed_confirm(plan: Plan) -> bool:
+        nonlocal prompted
+        asked = time.monotonic()
+        try:
+            return confirm(plan)
+        finally:
+            prompted = time.monotonic() - asked
+
     result = check_before_writing(
-        plan, interrupted=executor.stopping.is_set(), confirm=confirm, force=force
+        plan, interrupted=executor.stopping.is_set(), confirm=timed_confirm, force=force
     )
     if result.status is ApplyStatus.INTERRUPTED:  # while reading: a partial plan, never applied
         result.requests = runtime.gate.sent
@@ -205,7 +215,7 @@ async def apply(
         try:
             await _write_plan(result, runtime, manifest, reviewed, verify)
         finally:
-            result.duration = time.monotonic() - started  # the reads included
+            result.duration = time.monotonic() - started - prompted  # reads included
             if report_path is not None:
                 report = build_report(
                     result,
