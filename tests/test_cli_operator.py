@@ -77,7 +77,7 @@ def run_args_offline(manifest, tmp_path) -> list[str]:
 
 
 def test_export_channels_that_are_not_numbers_say_what_is_wrong(world):
-    tmp_path, manifest = world
+    _tmp_path, manifest = world
     result = invoke("export", str(manifest), "--channels", "1001,abc", "--out", "x.yaml")
     assert result.exit_code == 1
     assert "'abc' is not a channel id: give whole numbers separated by commas" in result.stderr

@@ -62,7 +62,7 @@ def test_metrics_file_is_written_on_success_and_on_failure(world, monkeypatch):
 
 
 def test_plan_with_drift_and_an_error_exits_1_and_names_the_cause_once(world, monkeypatch):
-    tmp_path, manifest = world
+    _tmp_path, manifest = world
     monkeypatch.setenv("T_WEST_SECRET", "WRONG-SECRET-zz")
     with running_sim(seeded_state(manifest, {})) as sim:
         result = invoke("plan", str(manifest), "--api-base", sim.url)
@@ -72,7 +72,7 @@ def test_plan_with_drift_and_an_error_exits_1_and_names_the_cause_once(world, mo
 
 
 def test_very_verbose_plan_prints_debug_lines(world):
-    tmp_path, manifest = world
+    _tmp_path, manifest = world
     with running_sim(seeded_state(manifest, {})) as sim:
         result = invoke("plan", str(manifest), "--api-base", sim.url, "-vv")
     assert result.exit_code == 2
