@@ -165,23 +165,13 @@ def apply_command(
     """Apply the manifest: plan, confirm, change what differs (see exit codes in README)."""
     terminal = output()
     with metrics_written(metrics_file, "apply", manifest_path) as figures:
-        if plan_file and (retry_failed or only):
-            fail(
-                "--plan applies exactly the reviewed plan: it does not combine with --only or "
-                "--retry-failed"
-            )
-        keys = failed_items(Path(retry_failed)) if retry_failed else None
-        manifest = selected(load(manifest_path), only, keys)
-        try:
-            reviewed = ReviewedPlan(Path(plan_file), manifest) if plan_file else None
-        except ReviewedPlanError as error:
-            fail(str(error))
-        warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
         if not (yes or dry_run or on_a_terminal()):
             fail(
                 "not on a terminal: pass --yes to apply without confirmation "
                 "(or --dry-run to only see the plan)"
             )
+        manifest, reviewed = what_to_apply(manifest_path, only, retry_failed, plan_file)
+        warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
         display = progress_for(terminal)
 
         async def run() -> ApplyResult:
@@ -212,6 +202,23 @@ def apply_command(
             fail(str(busy), ExitCode.LOCKED)
         figures.items = result.counts
         sys.exit(report_apply(terminal, result, dry_run=dry_run))
+
+
+def what_to_apply(
+    manifest_path: str, only: tuple[str, ...], retry_failed: str | None, plan_file: str | None
+) -> tuple[Manifest, ReviewedPlan | None]:
+    """The manifest narrowed by ``--only``/``--retry-failed``, and the reviewed plan."""
+    if plan_file and (retry_failed or only):
+        fail(
+            "--plan applies exactly the reviewed plan: it does not combine with --only or "
+            "--retry-failed"
+        )
+    keys = failed_items(Path(retry_failed)) if retry_failed else None
+    manifest = selected(load(manifest_path), only, keys)
+    try:
+        return manifest, ReviewedPlan(Path(plan_file), manifest) if plan_file else None
+    except ReviewedPlanError as error:
+        fail(str(error))
 
 
 def confirmation(
