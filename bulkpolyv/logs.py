@@ -104,8 +104,12 @@ class EventLog(RunEvents):
     """A run's events as log lines (``-v``: phases and cool-downs; ``-vv``: every send and
     read); handed to the runtime beside the progress display."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, logger: logging.Logger | None = None, *, announce_cooldowns: bool = False
+    ) -> None:
         self.log = logger or logging.getLogger("bulkpolyv.run")
+        # Without a progress display (JSON logs off a terminal) a cool-down is a warning.
+        self.cooldown_level = logging.WARNING if announce_cooldowns else logging.INFO
         self.reads = 0
         self.total = 0
         self.name = ""
@@ -139,7 +143,8 @@ class EventLog(RunEvents):
         """Logged by the executor already."""
 
     def cooldown(self, seconds: float) -> None:
-        self.log.info(  # the progress display announces it; this is for the log file
+        self.log.log(
+            self.cooldown_level,
             "cooldown: POLYV rate limit hit; every request paused for %.0f s",
             seconds,
             extra={"event": "cooldown", "wait": seconds},

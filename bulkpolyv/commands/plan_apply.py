@@ -49,12 +49,17 @@ def selected(manifest: Manifest, only: tuple[str, ...], keys=None) -> Manifest: 
 
 
 def progress_for(out: Output) -> RunProgress | None:
-    return None if out.quiet else RunProgress(console=out.console)
+    """The bar or the heartbeat lines; none under ``-q``, nor for JSON logs off a
+    terminal (a log shipper wants JSON lines only: the log has the phases)."""
+    if out.quiet or (out.json_logs and not out.console.is_terminal):
+        return None
+    return RunProgress(console=out.console)
 
 
 def observers(display: RunProgress | None) -> RunEvents:
-    """The progress display (not under ``-q``) and the run's events as log lines."""
-    return FanOut(*(o for o in (display, EventLog()) if o is not None))
+    """The progress display and the run's events as log lines."""
+    log = EventLog(announce_cooldowns=display is None)
+    return FanOut(*(o for o in (display, log) if o is not None))
 
 
 def print_causes(troubles: list[causes.Trouble]) -> None:
