@@ -170,13 +170,13 @@ def apply_command(
     """Apply the manifest: plan, confirm, change what differs (see exit codes in README)."""
     terminal = output()
     with metrics_written(metrics_file, "apply", manifest_path) as figures:
+        manifest, reviewed = what_to_apply(manifest_path, only, retry_failed, plan_file)
+        warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
         if not (yes or dry_run or on_a_terminal()):
             fail(
                 "not on a terminal: pass --yes to apply without confirmation "
                 "(or --dry-run to only see the plan)"
             )
-        manifest, reviewed = what_to_apply(manifest_path, only, retry_failed, plan_file)
-        warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
         display = progress_for(terminal)
 
         async def run() -> ApplyResult:
