@@ -108,8 +108,10 @@ def test_quiet_apply_that_fails_prints_one_line_per_cause_and_the_summary(world,
     stdout, stderr = result.stdout.splitlines(), result.stderr.splitlines()
     assert len(stdout) == 1 and stdout[0].startswith("changed=")
     (west,) = [line for line in stderr if "account west" in line]
-    assert west.startswith("bulkpolyv: account west: POLYV refused its credentials; 9 items")
-    assert west.endswith("bad signature: check app_secret for account west")
+    assert west.startswith(
+        "bulkpolyv: account west: POLYV refused its credentials (9 items not done): GET /live/"
+    )
+    assert "签名错误 — bad signature: check app_secret for account west (HTTP 403" in west
     assert len(stderr) == 1
     assert "WRONG-SECRET" not in result.output
 
@@ -157,3 +159,27 @@ def test_time_at_the_prompt_is_not_the_runs(world, monkeypatch):
     report = json.loads((tmp_path / "report.json").read_text())
     # Before the fix the duration was the hour at the prompt plus the run (3600.x s).
     assert report["duration"] < 60
+
+
+# --- smaller snags -------------------------------------------------------------------------
+
+
+def test_demo_help_shows_the_manifest_as_optional_and_plan_format_has_help():
+    demo = invoke("demo", "--help")
+    assert "Usage: cli demo [OPTIONS] [MANIFEST]\n" in demo.stdout
+    plan = invoke("plan", "--help")
+    assert "--format [text|json|markdown]" in plan.stdout
+    assert "text for people, json for programs" in plan.stdout
+
+
+def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
+    from bulkpolyv.commands import common
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: True, raising=False)
+    assert common.plan_colour() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert common.plan_colour() is False
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
+    assert common.plan_colour() is False

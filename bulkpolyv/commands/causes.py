@@ -53,13 +53,19 @@ def _is_auth(message: str) -> bool:
     return any(marker in message for marker in _AUTH_MARKERS)
 
 
-def hint_for(message: str, account: str) -> str:
-    """The gloss and what to check, for the POLYV words inside ``message`` (or "")."""
-    match = _POLYV_WORDS.match(message.removeprefix("could not read the live state: "))
+def explained(message: str, account: str) -> str:
+    """``message`` with POLYV's words glossed and what to check, the way
+    :func:`bulkpolyv.errors.explain` says it: ``…: 签名错误 — bad signature: check
+    app_secret for account east (HTTP 403, POLYV code 10002, …)``."""
+    message = message.removeprefix("could not read the live state: ")
+    match = _POLYV_WORDS.match(message)
     gloss = gloss_of(match.group("words")) if match else None
     if gloss is None:
-        return ""
-    return gloss[0] + (": " + gloss[1].format(account=account) if gloss[1] else "")
+        return message
+    told = gloss[0] + (": " + gloss[1].format(account=account) if gloss[1] else "")
+    if f" — {gloss[0]}" in message:  # the error's own text carries the gloss, not the hint
+        return message.replace(f" — {gloss[0]}", f" — {told}", 1)
+    return f"{message} — {told}"
 
 
 def cause_lines(troubles: Iterable[Trouble]) -> list[str]:
@@ -73,11 +79,9 @@ def cause_lines(troubles: Iterable[Trouble]) -> list[str]:
             by_reason[(trouble.status, trouble.message)].append(trouble)
     lines = []
     for account, items in sorted(by_account.items()):
-        first = _first_cause(items)
-        hint = hint_for(first, account)
         lines.append(
-            f"account {account}: POLYV refused its credentials; {_items(len(items))} not done. "
-            f"{first}" + (f" — {hint}" if hint else "")
+            f"account {account}: POLYV refused its credentials ({_items(len(items))} not done): "
+            + explained(_first_cause(items), account)
         )
     ordered = sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     for (status, message), items in ordered:
