@@ -59,9 +59,10 @@ def validate(manifests: tuple[str, ...], no_env: bool) -> None:
             click.echo(str(error), err=True)
             bad = True
             continue
-        click.echo(f"{path}: valid")
-        for line in manifest.summary_lines():
-            click.echo(f"  {line}")
+        if not output().quiet:
+            click.echo(f"{path}: valid")
+            for line in manifest.summary_lines():
+                click.echo(f"  {line}")
     sys.exit(ExitCode.ERROR if bad else ExitCode.OK)
 
 
@@ -145,7 +146,7 @@ def export_command(
         written = asyncio.run(run())
     except BulkPolyvError as error:
         fail(str(error))
-    for path in written:
+    for path in written if not output().quiet else ():
         click.echo(f"wrote {path}")
 
 

@@ -4,6 +4,11 @@ read back with ``report show``, debug lines, and one line per cause."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +16,7 @@ from click.testing import CliRunner
 from bulkpolyv.cli import cli
 from bulkpolyv.commands.causes import Trouble, cause_lines
 from bulkpolyv.plan import ItemKey
+from bulkpolyv.sim import FaultConfig
 from tests.simthread import ENV, run_args, running_sim, seeded_state, write_manifest
 
 
@@ -131,3 +137,34 @@ def test_an_interrupted_run_is_one_line_not_one_per_item():
         "1,456 items skipped: not attempted: the run was interrupted "
         "(e.g. east/1001 monitor 1, east/1002 monitor 2, east/1003 monitor 3 and 1453 more)"
     ]
+
+
+def test_ctrl_c_mid_run_prints_one_line_for_the_items_not_attempted(world):
+    tmp_path, manifest = world
+    faults = FaultConfig(latency_min=0.05, latency_max=0.05)
+    with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+        args = run_args(sim, manifest, tmp_path, "--concurrency", "1")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulkpolyv", *args],
+            env={**os.environ, **ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        journal = tmp_path / "j.jsonl"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if journal.exists() and '"changed"' in journal.read_text():
+                break
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 130, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    skipped = report["totals"]["skipped"]
+    assert skipped > 1
+    lines = [line for line in err.splitlines() if "not attempted" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"bulkpolyv: {skipped} items skipped: not attempted: the run was interrupted (e.g. "
+    )
