@@ -133,20 +133,9 @@ async def test_local_store_file_is_private(tmp_path):
 def run_hammers(spec: str, *, processes: int, limit: int, window: float, count: int):
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.budgethammer",
-                spec,
-                str(limit),
-                str(window),
-                str(count),
-                str(seed),
-            ],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            [sys.executable, "-m", "tests.budgethammer", spec, str(limit), str(window),
+             str(count), str(seed)],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
         for seed in range(processes)
@@ -223,6 +212,8 @@ async def test_an_unreachable_redis_is_our_error_naming_it():
 async def test_an_unusable_redis_url_is_our_error():
     with pytest.raises(BudgetUnavailable, match="is not a usable Redis URL"):
         await RedisStore("redis://127.0.0.1:notaport/0", "h").open()
+
+
 
 
 async def test_a_locked_local_store_is_waited_for_without_blocking_the_loop(tmp_path):

@@ -256,7 +256,9 @@ async def test_retry_after_sets_the_pause_length_and_observers_hear_of_it():
 
     with virtual_time() as time:
         cooldown = CoolDown(300, clock=time.clock)
-        gate = RequestGate(limiter(10, 1, time.clock), cooldown, concurrency=1, events=Observer())
+        gate = RequestGate(
+            limiter(10, 1, time.clock), cooldown, concurrency=1, events=Observer()
+        )
         with pytest.raises(PolyvError):
             async with gate.slot():
                 raise PolyvError(ErrorKind.RATE_LIMITED, "slow down", retry_after=7)

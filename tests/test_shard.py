@@ -21,9 +21,9 @@ def test_the_shards_cover_every_account_exactly_once(names, n):
 
 @given(names=st.lists(st.text(min_size=1), unique=True, max_size=40), n=st.integers(1, 9))
 def test_a_shard_does_not_depend_on_manifest_order(names, n):
-    assert [shard_of(name, n) for name in names] == [shard_of(name, n) for name in reversed(names)][
-        ::-1
-    ]
+    assert [shard_of(name, n) for name in names] == [
+        shard_of(name, n) for name in reversed(names)
+    ][::-1]
 
 
 def test_shard_of_is_pinned_across_processes_and_hash_seeds():
