@@ -50,6 +50,21 @@ def test_json_log_format_makes_every_line_json_with_utc_time_and_fields(world):
     assert summary["event"] == "summary" and summary["status"] == "completed"
 
 
+def test_json_log_format_on_a_failed_run_gives_each_cause_and_the_summary_as_json(
+    world, monkeypatch
+):
+    tmp_path, manifest = world
+    monkeypatch.setenv("T_WEST_SECRET", "WRONG-SECRET-zz")
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = invoke("--log-format", "json", *run_args(sim, manifest, tmp_path), "-q")
+    assert result.exit_code == 3
+    (cause,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert (cause["event"], cause["level"]) == ("cause", "ERROR")
+    assert cause["message"].startswith("account west: POLYV refused its credentials (9 items")
+    summary = json.loads(result.stdout)
+    assert (summary["event"], summary["skipped"]) == ("summary", 9)
+
+
 def test_metrics_file_is_written_on_success_and_on_failure(world, monkeypatch):
     tmp_path, manifest = world
     metrics = tmp_path / "bulkpolyv.prom"

@@ -25,10 +25,12 @@ from bulkpolyv.metrics import RunMetrics, write_metrics
 log = logging.getLogger("bulkpolyv.cli")
 
 
-def say(out: Output, text: str, *, event: str, err: bool = False, **fields: Any) -> None:
+def say(
+    out: Output, text: str, *, event: str, err: bool = False, level: str = "INFO", **fields: Any
+) -> None:
     """Print one line of the run's own output, as text or as a JSON object."""
     if out.json_logs:
-        record = {"ts": iso_utc(time.time()), "level": "INFO", "event": event, "message": text}
+        record = {"ts": iso_utc(time.time()), "level": level, "event": event, "message": text}
         record.update({k: v for k, v in fields.items() if v is not None})
         text = json.dumps(record, ensure_ascii=False, default=str)
     click.echo(text, err=err)

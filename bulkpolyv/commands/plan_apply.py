@@ -62,9 +62,13 @@ def observers(display: RunProgress | None) -> RunEvents:
     return FanOut(*(o for o in (display, log) if o is not None))
 
 
-def print_causes(troubles: list[causes.Trouble]) -> None:
+def print_causes(terminal: Output, troubles: list[causes.Trouble]) -> None:
+    """One line per cause on stderr (a JSON object each with ``--log-format json``)."""
     for line in causes.cause_lines(troubles):
-        click.echo(f"bulkpolyv: {line}", err=True)
+        if terminal.json_logs:
+            say(terminal, line, event="cause", err=True, level="ERROR")
+        else:
+            click.echo(f"bulkpolyv: {line}", err=True)
 
 
 @click.command()
@@ -119,7 +123,7 @@ def plan(
         if out:
             write_plan_file(Path(out), result)
         if result.problems:
-            print_causes(causes.from_plan(result.problems))
+            print_causes(terminal, causes.from_plan(result.problems))
             sys.exit(ExitCode.ERROR)
         sys.exit(ExitCode.CHANGES if result.has_changes else ExitCode.OK)
 
@@ -274,7 +278,7 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
         o for o in result.outcomes if o.key not in problems
     )
     if troubled or interrupted:
-        print_causes(troubles)
+        print_causes(terminal, troubles)
     if not terminal.quiet or troubled or interrupted:
         say(terminal, result.summary, event="summary", status=result.status.value, **counts)
     if result.journal and not terminal.quiet:
