@@ -98,3 +98,49 @@ def test_demo_state_out_started_by_sim_shows_the_demos_first_plan(tmp_path, monk
     assert plan.exit_code == 2
     assert plan.stdout.strip() == demo_plan.strip()
     assert sim.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "includes_enable"),
+    [
+        (["--list-shape", "published"], False),
+        (["--list-shape", "with-enable"], True),
+        (["--omit-enable"], False),
+        (["--with-enable"], True),
+    ],
+)
+def test_the_list_shape_flags_choose_whether_monitor_list_shows_enable(args, includes_enable):
+    from bulkpolyv.commands.sim_cmd import build_simulator, sim_command
+
+    ctx = sim_command.make_context("sim", ["--port", "0", *args])
+    simulator = build_simulator(ctx.params)
+    assert simulator.config.list_includes_enable is includes_enable
+
+
+def test_every_sim_flag_reaches_the_simulator():
+    from bulkpolyv.commands.sim_cmd import build_simulator, sim_command
+
+    ctx = sim_command.make_context(
+        "sim",
+        [
+            *("--rate", "300/2", "--block", "5", "--latency", "0.1-0.2"),
+            *("--network-delay", "0.3", "--error-rate", "0.1", "--drop-rate", "0.05"),
+            *("--clock-offset", "-600", "--retry-after", "7", "--redirect-rate", "0.02"),
+            *("--redirect-status", "302", "--redirect-to", "http://other.example:8080"),
+            *("--echo-url", "html", "--waf-after", "100", "--waf-status", "503"),
+            *("--waf-seconds", "9", "--gzip-bomb-rate", "0.01", "--gzip-bomb-bytes", "1000"),
+            *("--monitor-setting-field", "both", "--wrong-setting-field", "ignore", "--seed", "4"),
+        ],
+    )
+    simulator = build_simulator(ctx.params)
+    config, faults = simulator.config, simulator.faults.config
+    assert (config.rate_requests, config.rate_seconds, config.block_seconds) == (300, 2.0, 5.0)
+    assert (config.clock_offset, config.monitor_setting_field) == (-600.0, "both")
+    assert config.wrong_setting_field == "ignore"
+    assert (faults.latency_min, faults.latency_max) == (0.1, 0.2)
+    assert (faults.network_delay_min, faults.network_delay_max) == (0.3, 0.3)
+    assert (faults.error_rate, faults.drop_rate, faults.redirect_rate) == (0.1, 0.05, 0.02)
+    assert (faults.retry_after, faults.redirect_status) == ("7", 302)
+    assert (faults.redirect_target, faults.echo_url) == ("http://other.example:8080", "html")
+    assert (faults.waf_after, faults.waf_status, faults.waf_seconds) == (100, 503, 9.0)
+    assert (faults.gzip_bomb_rate, faults.gzip_bomb_bytes, faults.seed) == (0.01, 1000, 4)

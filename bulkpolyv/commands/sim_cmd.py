@@ -83,7 +83,11 @@ SIM_OPTIONS = [
         type=click.Choice(list(LIST_SHAPES)),
         help="monitor/list as published (no `enable`) or with `enable` (the old shape).",
     ),
-    click.option("--omit-enable", is_flag=True, help="Same as --list-shape published."),
+    click.option(
+        "--with-enable/--omit-enable",
+        default=None,
+        help="Same as --list-shape with-enable / published.",
+    ),
 ]
 
 
@@ -106,7 +110,9 @@ def build_simulator(flags: dict[str, Any]) -> Any:
         monitor_setting_field=flags["monitor_setting_field"],
         wrong_setting_field=flags["wrong_setting_field"],
     )
-    shape = "published" if flags["omit_enable"] else flags["list_shape"]
+    shape = flags["list_shape"]
+    if flags["with_enable"] is not None:
+        shape = "with-enable" if flags["with_enable"] else "published"
     if shape is not None:
         config.list_includes_enable = LIST_SHAPES[shape]
     state = sim.SimState.load(flags["state_file"]) if flags["state_file"] else sim.SimState()
