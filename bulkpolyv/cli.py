@@ -88,8 +88,19 @@ def schema() -> None:
     type=click.Path(dir_okay=False),
     help="Also write the plan here, for review and `apply --plan`.",
 )
+@click.option(
+    "--check-channel-callbacks",
+    is_flag=True,
+    help="Also read each channel's callback setting and warn about channels that use "
+    "their own callbacks instead of the account's (one request per channel).",
+)
 def plan(
-    manifest_path: str, settings: RunSettings, only: tuple[str, ...], fmt: str, out: str | None
+    manifest_path: str,
+    settings: RunSettings,
+    only: tuple[str, ...],
+    fmt: str,
+    out: str | None,
+    check_channel_callbacks: bool,
 ) -> None:
     """Read the live state and show what apply would change (exit 2 when changes pending)."""
     manifest = select(load(manifest_path), only)
@@ -97,7 +108,9 @@ def plan(
 
     async def run() -> Plan:
         async with open_runtime(manifest, settings, events=RunProgress()) as runtime:
-            return await read_plan(runtime, manifest)
+            return await read_plan(
+                runtime, manifest, check_channel_callbacks=check_channel_callbacks
+            )
 
     result = asyncio.run(run())
     click.echo(RENDERERS[fmt](result))
@@ -241,7 +254,8 @@ def _report_apply(result: ApplyResult, dry_run: bool) -> ExitCode:
 @click.option(
     "--channels-file",
     type=click.Path(exists=True, dir_okay=False),
-    help="A CSV with a channel_id column, or one channel id per line.",
+    help="A CSV with a channel_id column (and an account column for a list per account), "
+    "or one channel id per line.",
 )
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="The manifest to write."
@@ -253,6 +267,7 @@ def _report_apply(result: ApplyResult, dry_run: bool) -> ExitCode:
     show_default=True,
     help="Put an account's monitors in a CSV file when it has more than this.",
 )
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @API_BASE
 @INSECURE
 def export_command(
@@ -262,6 +277,7 @@ def export_command(
     channels_file: str | None,
     out: str,
     csv_over: int,
+    force: bool,
     api_base: str | None,
     insecure: bool,
 ) -> None:
@@ -279,7 +295,13 @@ def export_command(
     async def run() -> list[Path]:
         async with open_runtime(manifest, settings) as runtime:
             return await export(
-                manifest, runtime, names=accounts, channel_ids=ids, out=Path(out), csv_over=csv_over
+                manifest,
+                runtime,
+                names=accounts,
+                channel_ids=ids,
+                out=Path(out),
+                csv_over=csv_over,
+                force=force,
             )
 
     try:
@@ -287,7 +309,7 @@ def export_command(
     except BulkPolyvError as error:
         fail(str(error))
     for path in written:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {path} (mode 0600: callback URLs may carry tokens)")
 
 
 @cli.command()
@@ -312,7 +334,12 @@ def export_command(
 @click.option("--error-rate", type=float, default=0.0, help="Share of 500/502/503 answers.")
 @click.option("--drop-rate", type=float, default=0.0, help="Share of dropped connections.")
 @click.option("--seed", type=int, default=0)
-@click.option("--omit-enable", is_flag=True, help="List monitors without `enable`.")
+@click.option(
+    "--with-enable/--omit-enable",
+    default=False,
+    help="List monitors with `enable` (unpublished) or, by default, without (the published "
+    "shape).",
+)
 def sim(
     host: str,
     port: int,
@@ -324,7 +351,7 @@ def sim(
     error_rate: float,
     drop_rate: float,
     seed: int,
-    omit_enable: bool,
+    with_enable: bool,
 ) -> None:
     """Run the embedded POLYV simulator until Ctrl-C."""
     from bulkpolyv.sim import FaultConfig, PolyvSimulator, SimConfig, SimServer, SimState
@@ -337,7 +364,7 @@ def sim(
             rate_requests=requests or 1500,
             rate_seconds=per_seconds or 10.0,
             block_seconds=block,
-            list_includes_enable=not omit_enable,
+            list_includes_enable=with_enable,
         ),
         FaultConfig(
             latency_min=float(low),

@@ -131,15 +131,23 @@ class ReviewedPlan:
 
 
 def _desired(account: DesiredAccount, key: ItemKey) -> tuple[dict[str, str | None] | None, Any]:
+    """What the manifest asks of ``key`` now (field → value), and where; None when the
+    manifest no longer manages it."""
     if key.is_callback:
-        if not account.manages_callback:
+        kind = key.callback_kind
+        if kind not in account.callbacks:
             return None, account.source
-        return {"record_callback": account.record_callback}, (
-            account.callback_source or account.source
+        return {key.setting: account.callbacks[kind]}, account.callback_sources.get(
+            kind, account.source
         )
     for channel in account.channels:
-        if channel.channel_id == key.channel_id:
-            for monitor in channel.monitors:
-                if monitor.id == key.monitor_id:
-                    return {f: getattr(monitor, f) for f in monitor.managed_fields}, monitor.source
+        if channel.channel_id != key.channel_id:
+            continue
+        if key.is_monitoring:
+            if channel.monitoring is None:
+                return None, channel.source
+            return {key.setting: channel.monitoring}, channel.monitoring_source or channel.source
+        for monitor in channel.monitors:
+            if monitor.id == key.monitor_id:
+                return {f: getattr(monitor, f) for f in monitor.managed_fields}, monitor.source
     return None, account.source
