@@ -408,3 +408,27 @@ def test_an_empty_environment_variable_is_an_error_like_a_missing_one():
         "environment variable MON_PW is set but empty",
         f"{path}:5:13: accounts[0].app_id: environment variable APP_ID is set but empty",
     ]
+
+
+def test_csv_rows_checked_in_chunks_keep_their_lines_and_cross_checks(monkeypatch):
+    from bulkpolyv.manifest import csvsource
+
+    monkeypatch.setattr(csvsource, "CHUNK_ROWS", 2)
+    found = problems(HERE / "bad-csv.yaml", env={"SECRET": "s"})
+    csv = HERE / "bad-channels.csv"
+    assert found[0].startswith(f"{csv}:2:1: accounts[0].channels_file(row 2): monitor 1 of ")
+    assert found[1:] == [
+        f"{csv}:4:1: accounts[0].channels_file(row 4).channel_id: must be a whole number",
+        f"{csv}:5:4: accounts[0].channels_file(row 5).password: "
+        "a password must be 6–16 characters (got 3)",
+    ]
+    manifest = load_manifest(
+        Path(__file__).parent.parent / "manifests" / "example.yaml", env=EXAMPLE_ENV
+    )
+    west = manifest.accounts[1]
+    assert [(m.id, str(m.source).rsplit(":", 2)[1]) for c in west.channels for m in c.monitors] == [
+        (4001, "2"),
+        (4002, "3"),
+        (4003, "4"),
+        (4004, "5"),
+    ]
