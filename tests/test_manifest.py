@@ -360,7 +360,9 @@ def test_validate_no_env_on_the_demo_manifest_is_valid():
     demo = Path(__file__).parent.parent / "manifests" / "demo.yaml"
     result = CliRunner().invoke(cli, ["validate", "--no-env", str(demo)])
     assert (result.exit_code, result.stderr) == (0, "")
-    assert result.stdout.splitlines()[1] == "  east: 1 callback, 6 monitors on 3 channels"
+    assert result.stdout.splitlines()[1] == (
+        "  east: 2 callbacks, 6 monitors on 3 channels, monitoring set on 3 channels"
+    )
 
 
 def test_placeholders_skip_value_checks_but_not_where_a_number_is_needed():
