@@ -197,7 +197,8 @@ class Plan:
         return {
             "change": sum(1 for o in ops if o.kind not in SWITCH_OFFS),
             "switch_off": sum(1 for o in ops if o.kind in SWITCH_OFFS),
-            "unknown": sum(1 for o in ops if o.symbol == "?"),
+            # changes written at least partly blind: some live value could not be read
+            "unknown": sum(1 for o in ops if o.unknown and o.kind not in SWITCH_OFFS),
             "unchanged": len(self.unchanged),
             "errors": len(self.problems),
         }

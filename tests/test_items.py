@@ -70,6 +70,18 @@ def test_each_callback_is_set_switched_off_left_alone_or_unchanged():
     ]
     assert plan.unchanged == ()
     assert plan.managed_callbacks == 4
+    rows = render_markdown(plan).splitlines()
+    assert (
+        "| - switch_off_callback | east |  |  | playback_callback | https://h/p?t=*** | (none) |"
+        in (rows[2])
+    )
+    ops = json.loads(render_json(plan))["operations"]
+    assert [(o["account"], o["setting"]) for o in ops] == [
+        ("east", "playback_callback"),
+        ("east", "record_callback"),
+        ("east", "stream_callback"),
+        ("west", "stream_callback"),
+    ]
 
 
 def test_switching_a_callback_off_shows_what_is_removed_redacted():

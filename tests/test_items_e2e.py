@@ -143,7 +143,7 @@ def test_callbacks_set_switched_off_left_alone_and_monitoring_from_yaml_defaults
             in planned.stdout
         )
         assert "OLDTOKEN" not in planned.stdout and "TOK-A2" not in planned.stdout
-        assert lines[-1] == "Plan: 5 to change, 3 to switch off, 6 unchanged."
+        assert lines[-1] == "Plan: 5 to change (1 of them unknown), 3 to switch off, 6 unchanged."
 
         applied = invoke(*apply_args(sim, manifest, tmp_path))
         assert applied.exit_code == 0, applied.stdout
