@@ -337,8 +337,7 @@ def export_command(
 @click.option(
     "--with-enable/--omit-enable",
     default=False,
-    help="List monitors with `enable` (unpublished) or, by default, without (the published "
-    "shape).",
+    help="List monitors with `enable` (unpublished) or, by default, without (the published shape).",
 )
 def sim(
     host: str,

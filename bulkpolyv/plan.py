@@ -25,7 +25,10 @@ from bulkpolyv.manifest.problems import Location
 from bulkpolyv.records import Credentials, Monitor
 from bulkpolyv.urls import normalise_url, redact_url
 
-PLAN_FORMAT_VERSION = 1
+# 2: items carry ``setting`` (each callback, each channel's monitor switch). A format-1
+# file still reads: its account-only items are the record callback.
+PLAN_FORMAT_VERSION = 2
+READABLE_PLAN_FORMATS = (1, 2)
 
 
 class OpKind(StrEnum):

@@ -21,6 +21,7 @@ from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.manifest.model import DesiredAccount, Manifest
 from bulkpolyv.plan import (
     PLAN_FORMAT_VERSION,
+    READABLE_PLAN_FORMATS,
     FieldChange,
     ItemKey,
     Operation,
@@ -67,7 +68,7 @@ class ReviewedPlan:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ReviewedPlanError(f"{path}: not a readable plan file ({exc})") from None
-        if not isinstance(data, dict) or data.get("format_version") != PLAN_FORMAT_VERSION:
+        if not isinstance(data, dict) or data.get("format_version") not in READABLE_PLAN_FORMATS:
             raise ReviewedPlanError(f"{path}: not a bulkpolyv plan (format {PLAN_FORMAT_VERSION})")
         if data.get("manifest_digest") != manifest.digest:
             raise ReviewedPlanError(

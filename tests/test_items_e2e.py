@@ -343,3 +343,30 @@ def test_export_writes_every_callback_and_switch_privately_and_refuses_to_overwr
         picked = invoke(*args[:4], "--out", str(other), "--channels-file", str(listing))
         assert picked.exit_code == 0, picked.output
     assert other.read_text().replace("again", "live") == out.read_text().replace("again", "live")
+
+
+def test_retry_failed_redoes_just_the_failed_switches(world):
+    tmp_path, manifest = world
+    with running_sim(state()) as sim:
+        sim.simulator.config.update({"monitor_setting_field": "enable"})  # rejects `enabled`
+        first = invoke(*apply_args(sim, manifest, tmp_path))
+        assert first.exit_code == 3
+        report = json.loads((tmp_path / "report.json").read_text())
+        failed = sorted(
+            (i["account"], i["channel_id"]) for i in report["items"] if i["status"] == "failed"
+        )
+        assert failed == [("a10", 1001), ("a10", 1002), ("a2", 201), ("a2", 202)]
+        (tmp_path / "first.json").write_text(json.dumps(report))
+        sim.simulator.config.update({"monitor_setting_field": "enabled"})
+        before = dict(sim.simulator.stats.by_endpoint)
+        again = invoke(
+            *apply_args(sim, manifest, tmp_path, "--retry-failed", str(tmp_path / "first.json"))
+        )
+        assert again.exit_code == 0, again.stdout
+        after = sim.simulator.stats.by_endpoint
+        # only the four switches were read and written again: no callback or monitor reads
+        assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
+            "monitor/querySetting": 4,
+            "monitor/updateSetting": 4,
+        }
+        assert sim.simulator.state.accounts["app-a10"].monitoring == {1001: "N", 1002: "Y"}
