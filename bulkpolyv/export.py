@@ -40,7 +40,8 @@ ChannelChoice = list[int] | dict[str, list[int]] | None
 HEADER = """\
 # Exported by `bulkpolyv export` from the live POLYV state.
 # Monitor passwords are not exported (POLYV returns them in clear): they are unmanaged
-# here. Secrets stay ${VAR} references, as in the source manifest.
+# here. Secrets stay ${VAR} references, as in the source manifest. Callback URLs may carry
+# tokens: this file was written with mode 0600; keep it private.
 """
 
 

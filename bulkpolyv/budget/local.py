@@ -193,7 +193,8 @@ class SqliteStore:
             wait = 0.0
         else:
             (earliest,) = conn.execute(
-                "SELECT expires_at FROM reservation WHERE api_host = ? ORDER BY expires_at LIMIT 1",
+                "SELECT expires_at FROM reservation WHERE api_host = ? "
+                "ORDER BY expires_at LIMIT 1",
                 (self.api_host,),
             ).fetchone()
             wait = max(earliest - now, 1e-6)
