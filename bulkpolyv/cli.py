@@ -100,7 +100,8 @@ def check_channel_list(value: str | None) -> str | None:
 @click.option(
     "--channels-file",
     type=click.Path(exists=True, dir_okay=False),
-    help="A CSV with a channel_id column, or one channel id per line.",
+    help="A CSV with a channel_id column (and an account column for a list per account), "
+    "or one channel id per line.",
 )
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="The manifest to write."
@@ -112,6 +113,7 @@ def check_channel_list(value: str | None) -> str | None:
     show_default=True,
     help="Put an account's monitors in a CSV file when it has more than this.",
 )
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @API_BASE
 @INSECURE
 @verbosity
@@ -122,6 +124,7 @@ def export_command(
     channels_file: str | None,
     out: str,
     csv_over: int,
+    force: bool,
     api_base: str | None,
     insecure: bool,
 ) -> None:
@@ -139,7 +142,13 @@ def export_command(
     async def run() -> list[Path]:
         async with open_runtime(manifest, settings) as runtime:
             return await export(
-                manifest, runtime, names=accounts, channel_ids=ids, out=Path(out), csv_over=csv_over
+                manifest,
+                runtime,
+                names=accounts,
+                channel_ids=ids,
+                out=Path(out),
+                csv_over=csv_over,
+                force=force,
             )
 
     try:
@@ -147,7 +156,7 @@ def export_command(
     except BulkPolyvError as error:
         fail(str(error))
     for path in written if not output().quiet else ():
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {path} (mode 0600: callback URLs may carry tokens)")
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ def drifted_state(manifest: Manifest, rng: random.Random) -> SimState:
     """POLYV as it might be before the manifest is applied: about a third of it wrong."""
     accounts = []
     for account in manifest.accounts:
-        callback = account.record_callback
+        callback = account.callbacks.get("record")
         if rng.random() < 0.7:
             callback = "https://old-hooks.example.com/polyv/record"
         channels = []
@@ -59,7 +59,12 @@ def drifted_state(manifest: Manifest, rng: random.Random) -> SimState:
                 monitors.append(
                     {"id": m.id, "nickname": nickname, "password": password, "enable": enable}
                 )
-            channels.append({"channel_id": channel.channel_id, "monitors": monitors})
+            monitoring = channel.monitoring or "Y"
+            if rng.random() < 0.2:
+                monitoring = "N" if monitoring == "Y" else "Y"
+            channels.append(
+                {"channel_id": channel.channel_id, "monitoring": monitoring, "monitors": monitors}
+            )
         accounts.append(
             {
                 "user_id": account.user_id,
@@ -149,11 +154,19 @@ async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
         async with open_runtime(manifest, settings, events=display) as runtime:
             after = await read_plan(runtime, manifest)
         click.echo(render_text(after))
-    converged = not after.has_changes and not after.problems
+    # Write-only fields (``?``: POLYV does not return them) are planned on every run; they
+    # do not count against convergence, and the demo says so rather than hiding them.
+    known = [op for op in after.operations if op.symbol != "?"]
+    converged = not known and not after.problems
     click.secho(
         "\nConverged: POLYV now matches the manifest."
         if converged
         else "\nNot converged: see the plan above.",
         fg="green" if converged else "red",
     )
+    if converged and after.operations:
+        click.echo(
+            f"({len(after.operations)} `?` items are write-only: POLYV does not return "
+            "them, so bulkpolyv writes them on every run and cannot verify them.)"
+        )
     return 0 if converged else 3

@@ -20,15 +20,19 @@ from bulkpolyv.client import PolyvClient
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 from bulkpolyv.manifest.model import Manifest
-from bulkpolyv.plan import (
-    ItemKey,
-    LiveState,
-    Operation,
-    Plan,
-    credentials_by_account,
-    normalise_url,
+from bulkpolyv.operations import (
+    NotStuck,
+    Read,
+    check_stuck,
+    fetch,
+    live_fields,
+    live_read,
+    reads_for,
+    send,
+    store,
 )
-from bulkpolyv.records import Credentials, MonitorUpdate
+from bulkpolyv.plan import LiveState, Operation, Plan
+from bulkpolyv.records import Credentials
 from bulkpolyv.report import ItemOutcome, Status, not_attempted, settled_outcomes
 from bulkpolyv.retry import Attempted, RetryingCaller, RetryPolicy, Skip
 
@@ -40,16 +44,9 @@ class Conflict(Exception):
     """The live value is no longer what the reviewed plan was made against."""
 
 
-class NotStuck(Exception):
-    """POLYV accepted a write, but reading it back shows the old value."""
-
-
 # Given an operation and the live values of its fields just read, why it must not be
 # written (a reviewed plan's conflict check), or None.
 ConflictCheck = Callable[[Operation, dict[str, str | None] | None], str | None]
-
-# One live-state read: the account, its credentials, and the channel (0: its callback).
-Read = tuple[str, Credentials, int]
 
 
 class Executor:
@@ -85,59 +82,45 @@ class Executor:
 
     # --- reading live state ---------------------------------------------------------------
 
-    async def refresh(self, manifest: Manifest) -> LiveState:
-        """One callback read per managed account, one monitor list per managed channel."""
+    async def refresh(self, manifest: Manifest, reads: Iterable[Read] | None = None) -> LiveState:
+        """Read the live state ``manifest`` manages (:func:`~bulkpolyv.operations.reads_for`),
+        or exactly ``reads``."""
         live = LiveState()
 
         async def read(item: Read) -> None:
-            await self._read(live, *item)
+            await self._read(live, item)
             self.events.read_done()
 
-        await self._pool(reads_for(manifest), read)
+        await self._pool(reads_for(manifest) if reads is None else reads, read)
         return live
 
-    async def _read(
-        self, live: LiveState, account: str, credentials: Credentials, channel_id: int
-    ) -> None:
+    async def _read(self, live: LiveState, read: Read) -> None:
         record = Attempted()
         try:
-            if channel_id == 0:
-                live.callbacks[account] = await self.requests.call(
-                    account, lambda: self.client.get_callback_settings(credentials), record
-                )
-            else:
-                monitors = await self.requests.call(
-                    account, lambda: self.client.list_monitors(credentials, channel_id), record
-                )
-                live.monitors[(account, channel_id)] = {m.id: m for m in monitors}
+            answer = await self.requests.call(
+                read.account, lambda: fetch(self.client, read), record
+            )
+            store(live, read, answer)
         except PolyvError as error:
             reason = f"could not read the live state: {error}"
             if error.kind is ErrorKind.AUTH:
-                live.account_failures.setdefault(account, reason)
+                live.account_failures.setdefault(read.account, reason)
             else:
-                live.failures[ItemKey(account, channel_id)] = reason
+                live.failures[read.failure_key] = reason
         except Skip as skipped:  # the account's circuit opened during the reads
-            live.account_failures.setdefault(account, str(skipped))
+            live.account_failures.setdefault(read.account, str(skipped))
 
     # --- applying -------------------------------------------------------------------------
 
     async def read_fields(
         self, credentials: Credentials, op: Operation
     ) -> dict[str, str | None] | None:
-        """The live values of the fields ``op`` changes; None when the monitor is gone."""
-        account, record = op.key.account, Attempted()
-        if op.key.is_callback:
-            url = await self.requests.call(
-                account, lambda: self.client.get_callback_settings(credentials), record
-            )
-            return {"record_callback": url}
-        monitors = await self.requests.call(
-            account, lambda: self.client.list_monitors(credentials, op.key.channel_id), record
+        """The live values of the fields ``op`` changes (a field POLYV does not return is
+        absent); None when the monitor is gone."""
+        answer = await self.requests.call(
+            op.key.account, live_read(self.client, credentials, op.key), Attempted()
         )
-        found = next((m for m in monitors if m.id == op.key.monitor_id), None)
-        if found is None:
-            return None
-        return {change.field: getattr(found, change.field) for change in op.changes}
+        return live_fields(op, answer)
 
     async def apply(
         self, plan: Plan, *, conflicts: ConflictCheck | None = None, verify: bool = False
@@ -190,9 +173,10 @@ class Executor:
                 http_status=answer.http_status,
             )
             if verify:
-                check_stuck(op, await self.read_fields(credentials, op))
+                verified, note = check_stuck(op, await self.read_fields(credentials, op))
+                details.update(verified=verified, message=note)
         except NotStuck as not_stuck:
-            details.update(status=Status.FAILED, message=str(not_stuck))
+            details.update(status=Status.FAILED, message=str(not_stuck), verified=False)
         except Conflict as conflict:
             details.update(status=Status.CONFLICT, message=f"conflict: {conflict}")
         except PolyvError as error:
@@ -247,41 +231,3 @@ def log_outcome(outcome: ItemOutcome) -> None:
             "request_id": outcome.request_id,
         },
     )
-
-
-def reads_for(manifest: Manifest) -> Iterator[Read]:
-    """What refresh reads: (account, credentials, 0) for its callback and
-    (account, credentials, channel) per channel; credentials built once per account."""
-    credentials = credentials_by_account(manifest)
-    for account in manifest.accounts:
-        if account.manages_callback:
-            yield account.name, credentials[account.name], 0
-        for channel in account.channels:
-            yield account.name, credentials[account.name], channel.channel_id
-
-
-def check_stuck(op: Operation, live: dict[str, str | None] | None) -> None:
-    """Raise NotStuck when a field read back differs from what was written. A field POLYV
-    does not report (``None``) cannot be checked and is taken as written."""
-    if live is None:
-        raise NotStuck("written, but the monitor account is gone when read back")
-    for change in op.changes:
-        have = live.get(change.field)
-        if have is None and change.field != "record_callback":
-            continue
-        same = (
-            normalise_url(have) == normalise_url(change.after)
-            if change.field == "record_callback"
-            else have == change.after
-        )
-        if not same:
-            raise NotStuck(f"written, but reading back shows {change.field} did not change")
-
-
-async def send(client: PolyvClient, credentials: Credentials, op: Operation) -> Any:
-    """The one request that carries out ``op``; its body is the operation's changes."""
-    values = op.desired_values()
-    if op.key.is_callback:
-        return await client.set_record_callback(credentials, values["record_callback"])
-    update = MonitorUpdate(id=op.key.monitor_id, **values)
-    return await client.update_monitor(credentials, op.key.channel_id, update)

@@ -56,6 +56,9 @@ class ItemOutcome:
     request_id: str | None = None
     source: str = ""
     duration: float = 0.0
+    # Read back after the write (``apply --verify``): True it stuck, False it did not,
+    # None not checked or not checkable (a field POLYV does not return).
+    verified: bool | None = None
 
     @classmethod
     def of_operation(cls, op: Operation, status: Status, **details: Any) -> ItemOutcome:
@@ -82,6 +85,7 @@ class ItemOutcome:
             "request_id": self.request_id,
             "source": self.source,
             "duration": round(self.duration, 3),
+            "verified": self.verified,
         }
 
 
@@ -124,6 +128,7 @@ class ApplyResult:
     duration: float = 0.0  # seconds since apply began, reads included
     safety_reasons: tuple[str, ...] = ()
     journal: Path | None = None
+    verify: bool = False  # the writes were read back (``apply --verify``)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -142,9 +147,13 @@ class ApplyResult:
             )
         c = self.counts
         conflicts = f"conflicts={c['conflict']} " if c["conflict"] else ""
+        unverified = sum(
+            1 for o in self.outcomes if o.status is Status.CHANGED and o.verified is None
+        )
+        shown = f"unverified={unverified} " if self.verify and unverified else ""
         return (
             f"changed={c['changed']} unchanged={c['unchanged']} "
-            f"failed={c['failed']} skipped={c['skipped']} {conflicts}"
+            f"failed={c['failed']} skipped={c['skipped']} {conflicts}{shown}"
             f"requests={self.requests} in {self.duration:.1f}s"
         )
 

@@ -24,9 +24,10 @@ import aiohttp
 
 from bulkpolyv.client import PolyvClient, new_session
 from bulkpolyv.events import FanOut, RunEvents
-from bulkpolyv.executor import Executor, reads_for
+from bulkpolyv.executor import Executor
 from bulkpolyv.journal import Journal
 from bulkpolyv.manifest.model import Manifest
+from bulkpolyv.operations import reads_for
 from bulkpolyv.plan import ItemKey, Plan, check_safety, make_plan
 from bulkpolyv.planfile import ReviewedPlan
 from bulkpolyv.ratelimit import CoolDown, PacedWindowLimiter, RequestGate
@@ -114,12 +115,16 @@ async def open_runtime(
         yield Runtime(gate, executor, observers, journal)
 
 
-async def read_plan(runtime: Runtime, manifest: Manifest) -> Plan:
-    """Read the live state (a ``read`` phase for the observers) and plan."""
-    total = sum(1 for _ in reads_for(manifest))
-    runtime.events.phase("read", total, lambda: runtime.gate.sent)
+async def read_plan(
+    runtime: Runtime, manifest: Manifest, *, check_channel_callbacks: bool = False
+) -> Plan:
+    """Read the live state (a ``read`` phase for the observers) and plan; with
+    ``check_channel_callbacks``, also each channel's callback setting, for the warning
+    about channels that ignore their account's callbacks."""
+    reads = list(reads_for(manifest, check_channel_callbacks=check_channel_callbacks))
+    runtime.events.phase("read", len(reads), lambda: runtime.gate.sent)
     try:
-        live = await runtime.executor.refresh(manifest)
+        live = await runtime.executor.refresh(manifest, reads)
     finally:
         runtime.events.phase_done()
     return make_plan(manifest, live)
@@ -147,9 +152,12 @@ def select(
 
     accounts = []
     for account in manifest.accounts:
-        manages = account.manages_callback and wanted(account.name, None)
-        if keys is not None:
-            manages = manages and ItemKey(account.name) in keys
+        callbacks = {
+            kind: url
+            for kind, url in account.callbacks.items()
+            if wanted(account.name, None)
+            and (keys is None or ItemKey.callback(account.name, kind) in keys)
+        }
         channels = []
         for channel in account.channels:
             if not wanted(account.name, channel.channel_id):
@@ -163,11 +171,19 @@ def select(
                     if ItemKey(account.name, channel.channel_id, m.id) in keys
                 )
             )
-            if monitors:
-                channels.append(dataclasses.replace(channel, monitors=monitors))
-        if manages or channels:
+            monitoring = channel.monitoring
+            if (
+                keys is not None
+                and ItemKey.monitoring(account.name, channel.channel_id) not in keys
+            ):
+                monitoring = None
+            if monitors or monitoring is not None:
+                channels.append(
+                    dataclasses.replace(channel, monitors=monitors, monitoring=monitoring)
+                )
+        if callbacks or channels:
             accounts.append(
-                dataclasses.replace(account, manages_callback=manages, channels=tuple(channels))
+                dataclasses.replace(account, callbacks=callbacks, channels=tuple(channels))
             )
     return dataclasses.replace(manifest, accounts=tuple(accounts))
 
@@ -207,6 +223,7 @@ async def apply(
     result = check_before_writing(
         plan, interrupted=executor.stopping.is_set(), confirm=timed_confirm, force=force
     )
+    result.verify = verify
     if result.status is ApplyStatus.INTERRUPTED:  # while reading: a partial plan, never applied
         result.requests = runtime.gate.sent
     if result.status not in (ApplyStatus.COMPLETED, ApplyStatus.NOTHING_TO_DO):

@@ -15,6 +15,7 @@ from bulkpolyv.runlock import RunLock
 from bulkpolyv.sim import FaultConfig, SimConfig
 from tests.simthread import (
     ENV,
+    enable_readable,
     invoke,
     run_args,
     running_sim,
@@ -35,7 +36,7 @@ def world(tmp_path, monkeypatch):
 
 def test_converges_from_drift_and_second_apply_makes_no_writes(world):
     tmp_path, manifest = world
-    with running_sim(seeded_state(manifest, {})) as sim:
+    with running_sim(seeded_state(manifest, {}), enable_readable()) as sim:
         code, out, _ = invoke("plan", str(manifest), "--api-base", sim.url)
         assert code == 2 and "Plan:" in out
         code, out, _ = invoke(*run_args(sim, manifest, tmp_path))

@@ -34,9 +34,23 @@ def result_with(*outcomes):
 @pytest.mark.parametrize(
     ("key", "written"),
     [
-        (ItemKey("east"), {"account": "east", "channel_id": None, "monitor_id": None}),
-        (ItemKey("east", 10), {"account": "east", "channel_id": 10, "monitor_id": None}),
-        (ItemKey("east", 10, 2), {"account": "east", "channel_id": 10, "monitor_id": 2}),
+        (
+            ItemKey.callback("east", "record"),
+            {
+                "account": "east",
+                "channel_id": None,
+                "monitor_id": None,
+                "setting": "record_callback",
+            },
+        ),
+        (
+            ItemKey.monitoring("east", 10),
+            {"account": "east", "channel_id": 10, "monitor_id": None, "setting": "monitoring"},
+        ),
+        (
+            ItemKey("east", 10, 2),
+            {"account": "east", "channel_id": 10, "monitor_id": 2, "setting": None},
+        ),
     ],
 )
 def test_item_keys_write_absent_ids_as_null_and_read_them_back(key, written):
@@ -55,15 +69,15 @@ def test_outcomes_are_immutable_values():
 
 def test_a_written_report_gives_back_its_failed_and_skipped_items(tmp_path):
     result = result_with(
-        ItemOutcome(ItemKey("west"), Status.SKIPPED, message="auth"),
+        ItemOutcome(ItemKey.callback("west", "record"), Status.SKIPPED, message="auth"),
         ItemOutcome.of_operation(OP, Status.FAILED, attempts=5),
         ItemOutcome(ItemKey("east", 10, 1), Status.CHANGED),
-        ItemOutcome(ItemKey("east"), Status.UNCHANGED),
+        ItemOutcome(ItemKey.callback("east", "record"), Status.UNCHANGED),
     )
     report = build_report(result, manifest_digest="d", started="t0", cooldowns=2)
     path = tmp_path / "r.json"
     write_report(path, report)
-    assert failed_items(path) == {ItemKey("west"), ItemKey("east", 10, 2)}
+    assert failed_items(path) == {ItemKey.callback("west", "record"), ItemKey("east", 10, 2)}
     data = json.loads(path.read_text())
     assert data["format_version"] == REPORT_FORMAT_VERSION
     assert [(i["account"], i["channel_id"], i["monitor_id"]) for i in data["items"]] == [

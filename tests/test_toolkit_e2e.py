@@ -52,7 +52,12 @@ def test_an_item_that_moved_since_the_review_is_a_conflict(world):
     with running_sim(seeded_state(manifest, {})) as sim:
         invoke("plan", str(manifest), "--api-base", sim.url, "--out", str(tmp_path / "plan.json"))
         operations = json.loads((tmp_path / "plan.json").read_text())["operations"]
-        moved = next(o for o in operations if o["monitor_id"] and o["account"] == "east")
+        # a field whose live value the plan saw (`enable` is write-only by default)
+        moved = next(
+            o
+            for o in operations
+            if o["monitor_id"] and o["account"] == "east" and o["changes"][0]["before_known"]
+        )
         monitor = sim.simulator.state.accounts["app-east"].channels[moved["channel_id"]][
             moved["monitor_id"]
         ]
@@ -156,9 +161,13 @@ def test_export_of_chosen_accounts_and_channels(world):
             str(out),
         )
         assert result.exit_code == 0, result.output
-        assert sim.simulator.stats.requests == 3  # one callback read, two monitor lists
+        # one callback read; per channel, its monitor list and its monitoring switch
+        assert sim.simulator.stats.requests == 5
         validated = invoke("validate", str(out))
-        assert "east: 1 callback, 4 monitors on 2 channels" in validated.output
+        assert (
+            "east: 3 callbacks, 4 monitors on 2 channels, monitoring set on 2 channels"
+            in validated.output
+        )
 
 
 def test_export_refuses_to_write_a_partial_manifest(world):

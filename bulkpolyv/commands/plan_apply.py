@@ -34,9 +34,9 @@ RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdo
 
 
 def show_plan(plan: Plan, fmt: str = "text", *, colour: bool = False) -> None:
-    """Print a plan. ``colour``: the items branch gives render_text a ``color`` flag; until
-    then click strips any styling when ``colour`` is false."""
-    click.echo(RENDERERS[fmt](plan), color=colour if fmt == "text" else False)
+    """Print a plan; ``colour`` only for text on a terminal (see :func:`plan_colour`)."""
+    text = render_text(plan, color=colour) if fmt == "text" else RENDERERS[fmt](plan)
+    click.echo(text, color=colour if fmt == "text" else False)
 
 
 def selected(manifest: Manifest, only: tuple[str, ...], keys=None) -> Manifest:  # type: ignore[no-untyped-def]
@@ -87,6 +87,12 @@ def print_causes(terminal: Output, troubles: list[causes.Trouble]) -> None:
     type=click.Path(dir_okay=False),
     help="Also write the plan here, for review and `apply --plan`.",
 )
+@click.option(
+    "--check-channel-callbacks",
+    is_flag=True,
+    help="Also read each channel's callback setting and warn about channels that use "
+    "their own callbacks instead of the account's (one request per channel).",
+)
 @METRICS_FILE
 @verbosity
 def plan(
@@ -95,6 +101,7 @@ def plan(
     only: tuple[str, ...],
     fmt: str,
     out: str | None,
+    check_channel_callbacks: bool,
     metrics_file: str | None,
 ) -> None:
     """Read the live state and show what apply would change.
@@ -111,7 +118,9 @@ def plan(
                 manifest, settings, events=observers(progress_for(terminal))
             ) as runtime:
                 try:
-                    return await read_plan(runtime, manifest)
+                    return await read_plan(
+                        runtime, manifest, check_channel_callbacks=check_channel_callbacks
+                    )
                 finally:
                     figures.requests = runtime.gate.sent
                     figures.cooldowns = runtime.gate.cooldown.trips

@@ -163,13 +163,8 @@ def _account(
         app_secret=account.app_secret,
         callbacks=callbacks,
         callback_sources=sources,
-        manages_callback="record" in callbacks,
-        record_callback=callbacks.get("record"),
         channels=channels,
         source=checked.source.locate(("accounts", a)),
-        callback_source=sources.get(
-            "record", checked.source.locate(("defaults", "record_callback"))
-        ),
         references=checked.written.accounts[a],
     )
 
