@@ -93,6 +93,12 @@ class Operation:
         """Some field's live value could not be read: it is written blind."""
         return any(not c.before_known for c in self.changes)
 
+    @property
+    def write_only(self) -> bool:
+        """Every field it changes is one POLYV does not return: nothing shows it differs,
+        and nothing could show it has been done. Written on every apply; not drift."""
+        return self.kind not in SWITCH_OFFS and all(not c.before_known for c in self.changes)
+
     def desired_values(self) -> dict[str, str | None]:
         """Field → the value to write: what the request that carries this out sends."""
         return {change.field: change.after for change in self.changes}
@@ -193,15 +199,25 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
+        """Something to write (apply asks, and writes)."""
         return bool(self.operations)
+
+    @property
+    def has_drift(self) -> bool:
+        """Something shown to differ: what `plan` exits 2 for. Write-only items are written
+        on every apply but are not drift — they could never be seen either way."""
+        return any(not o.write_only for o in self.operations)
 
     def counts(self) -> dict[str, int]:
         ops = self.operations
         return {
-            "change": sum(1 for o in ops if o.kind not in SWITCH_OFFS),
+            "change": sum(1 for o in ops if o.kind not in SWITCH_OFFS and not o.write_only),
             "switch_off": sum(1 for o in ops if o.kind in SWITCH_OFFS),
             # changes written at least partly blind: some live value could not be read
-            "unknown": sum(1 for o in ops if o.unknown and o.kind not in SWITCH_OFFS),
+            "unknown": sum(
+                1 for o in ops if o.unknown and o.kind not in SWITCH_OFFS and not o.write_only
+            ),
+            "write_only": sum(1 for o in ops if o.write_only),
             "unchanged": len(self.unchanged),
             "errors": len(self.problems),
         }

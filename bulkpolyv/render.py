@@ -101,16 +101,22 @@ def _warning_lines(plan: Plan, color: bool) -> list[str]:
 def totals_line(plan: Plan) -> str:
     """terraform's summary: ``Plan: 28 to change, 1 to switch off, 60 unchanged.``"""
     c = plan.counts()
-    if not plan.operations and not plan.problems:
+    write_only = (
+        f" {c['write_only']:,} write-only item{'s' if c['write_only'] != 1 else ''} "
+        "will be written again (POLYV does not return the value, so it cannot be checked)."
+        if c["write_only"]
+        else ""
+    )
+    if not plan.has_drift and not plan.problems:
         if not c["unchanged"]:
-            return "No changes."
+            return "No changes." + write_only
         items = f"{c['unchanged']:,} item{'s' if c['unchanged'] != 1 else ''}"
-        return f"No changes. {items} already as the manifest says."
+        return f"No changes. {items} already as the manifest says." + write_only
     unknown = f" ({c['unknown']:,} of them unknown)" if c["unknown"] else ""
     errors = f", {c['errors']:,} error{'s' if c['errors'] != 1 else ''}" if c["errors"] else ""
     return (
         f"Plan: {c['change']:,} to change{unknown}, {c['switch_off']:,} to switch off, "
-        f"{c['unchanged']:,} unchanged{errors}."
+        f"{c['unchanged']:,} unchanged{errors}." + write_only
     )
 
 

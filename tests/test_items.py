@@ -172,10 +172,16 @@ def test_summary_lines_are_simple():
     assert totals_line(empty) == "No changes."
     desired = manifest(account(callbacks={"record": "https://h/r", "stream": None}))
     unknown = make_plan(desired, LiveState(callbacks={"east": {"stream": "https://h/s"}}))
-    assert (
-        totals_line(unknown)
-        == "Plan: 1 to change (1 of them unknown), 1 to switch off, 0 unchanged."
+    # record is not in POLYV's answer: write-only, written again but not drift
+    assert totals_line(unknown) == (
+        "Plan: 0 to change, 1 to switch off, 0 unchanged. 1 write-only item will be "
+        "written again (POLYV does not return the value, so it cannot be checked)."
     )
+    drifted = make_plan(
+        desired,
+        LiveState(callbacks={"east": {"record": "https://o/r", "stream": "https://h/s"}}),
+    )
+    assert totals_line(drifted) == "Plan: 1 to change, 1 to switch off, 0 unchanged."
 
 
 def test_accounts_sort_naturally_in_plans():

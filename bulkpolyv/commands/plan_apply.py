@@ -127,14 +127,14 @@ def plan(
 
         result = asyncio.run(run())
         figures.items = dict(result.counts())
-        if not terminal.quiet or result.has_changes or result.problems:
+        if not terminal.quiet or result.has_drift or result.problems:
             show_plan(result, fmt, colour=plan_colour())
         if out:
             write_plan_file(Path(out), result)
         if result.problems:
             print_causes(terminal, causes.from_plan(result.problems))
             sys.exit(ExitCode.ERROR)
-        sys.exit(ExitCode.CHANGES if result.has_changes else ExitCode.OK)
+        sys.exit(ExitCode.CHANGES if result.has_drift else ExitCode.OK)
 
 
 @click.command(name="apply")
