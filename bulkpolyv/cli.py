@@ -33,9 +33,10 @@ from bulkpolyv.plan import Plan
 from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
-from bulkpolyv.report import ApplyResult, ApplyStatus, failed_items
+from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
 from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan, select
 from bulkpolyv.runlock import LockBusy, lock_for
+from bulkpolyv.urls import redact_url
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
 
@@ -154,8 +155,12 @@ def apply_command(
             "--plan applies exactly the reviewed plan: it does not combine with --only or "
             "--retry-failed"
         )
-    keys = failed_items(Path(retry_failed)) if retry_failed else None
-    manifest = select(load(manifest_path), only, keys)
+    loaded = load(manifest_path)
+    try:
+        keys = failed_items(Path(retry_failed), loaded.digest) if retry_failed else None
+    except BulkPolyvError as error:
+        fail(str(error))
+    manifest = select(loaded, only, keys)
     try:
         reviewed = ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
@@ -182,6 +187,7 @@ def apply_command(
                 report_path=Path(report) if report else None,
                 reviewed=reviewed,
                 verify=verify,
+                invocation=_invocation(settings.api_base or manifest.api_base),
             )
 
     try:
@@ -189,7 +195,16 @@ def apply_command(
             result = asyncio.run(run())
     except LockBusy as busy:
         fail(str(busy), ExitCode.LOCKED)
+    except BulkPolyvError as error:  # a file the run must write, found before any request
+        fail(str(error))
     sys.exit(_report_apply(result, dry_run))
+
+
+def _invocation(api_base: str) -> Invocation:
+    """The command and its flags for the report (secrets never come through flags)."""
+    context = click.get_current_context()
+    flags = {k: v for k, v in context.params.items() if v not in (None, False, ())}
+    return Invocation(context.command_path, flags, redact_url(api_base) or "")
 
 
 def _confirmation(*, yes: bool, dry_run: bool) -> Callable[[Plan], bool]:
@@ -222,11 +237,9 @@ def _report_apply(result: ApplyResult, dry_run: bool) -> ExitCode:
     click.echo(result.summary)
     if result.journal:
         click.echo(f"journal: {result.journal}", err=True)
-    if result.status is ApplyStatus.INTERRUPTED:
-        return ExitCode.INTERRUPTED
-    counts = result.counts
-    troubled = counts["failed"] or counts["skipped"] or counts["conflict"]
-    return ExitCode.PARTIAL if troubled else ExitCode.OK
+    if result.status is ApplyStatus.ABORTED:
+        click.echo(f"bulkpolyv: stopped: {result.reason}", err=True)
+    return ExitCode(result.exit_code)
 
 
 @cli.command(name="export")
