@@ -44,10 +44,12 @@ class RetryPolicy:
     def wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, PolyvError):
+            if error.kind is ErrorKind.RATE_LIMITED:
+                # The gate holds every request until the cool-down (capped at --cooldown,
+                # whatever Retry-After says) is over; waiting here as well would add to it.
+                return 0.0
             if error.retry_after is not None:
                 return min(error.retry_after, self.backoff_cap)
-            if error.kind is ErrorKind.RATE_LIMITED:
-                return 0.0  # the gate holds every request until the cool-down is over
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
         return self.rng.uniform(0, ceiling)  # full jitter
 
