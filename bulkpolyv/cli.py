@@ -204,7 +204,9 @@ def _invocation(api_base: str) -> Invocation:
     """The command and its flags for the report (secrets never come through flags)."""
     context = click.get_current_context()
     flags = {k: v for k, v in context.params.items() if v not in (None, False, ())}
-    return Invocation(context.command_path, flags, redact_url(api_base) or "")
+    if "api_base" in flags:
+        flags["api_base"] = redact_url(flags["api_base"])
+    return Invocation(f"bulkpolyv {context.info_name}", flags, redact_url(api_base) or "")
 
 
 def _confirmation(*, yes: bool, dry_run: bool) -> Callable[[Plan], bool]:

@@ -33,7 +33,7 @@ from bulkpolyv.plan import (
 )
 from bulkpolyv.records import Credentials, MonitorUpdate
 from bulkpolyv.report import ItemOutcome, Status, not_attempted, settled_outcomes
-from bulkpolyv.retry import Attempted, RetryingCaller, RetryPolicy, Skip
+from bulkpolyv.retry import Attempted, ChannelFailed, RetryingCaller, RetryPolicy, Skip
 from bulkpolyv.stopping import Stop, StopKind
 from bulkpolyv.urls import redact_text
 
@@ -257,6 +257,8 @@ class Executor:
             details.update(failure_details(error))
             if error.kind is ErrorKind.FEATURE_MISSING and not op.key.is_callback:
                 self.requests.channels.trip(op.key.account, op.key.channel_id, error)
+        except ChannelFailed as failed:
+            details.update(failure_details(failed.error))
         except Skip as skipped:
             details.update(status=Status.SKIPPED, message=str(skipped))
             if record.error is not None:

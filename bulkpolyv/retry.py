@@ -77,22 +77,31 @@ class AccountCircuit:
         self.open.setdefault(account, str(error))
 
 
+class ChannelFailed(Exception):
+    """An item of a channel whose monitor feature is missing: it fails with the error the
+    channel's first request got, without a request of its own."""
+
+    def __init__(self, error: PolyvError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class ChannelCircuit:
     """Channels whose monitor feature POLYV says is missing (1081): their other monitor
-    items are not sent, and all of them carry the one message, so a channel without the
-    feature is one cause in the report, not one failure per monitor. The account's
-    callbacks and its other channels go on."""
+    items are not sent and fail with the one error, so a channel without the feature is
+    one cause in the report (one message per channel), not a request and a different
+    failure per monitor. The account's callbacks and its other channels go on."""
 
     def __init__(self) -> None:
-        self.open: dict[tuple[str, int], str] = {}
+        self.open: dict[tuple[str, int], PolyvError] = {}
 
     def check(self, account: str, channel_id: int) -> None:
-        reason = self.open.get((account, channel_id))
-        if reason is not None:
-            raise Skip(f"channel {channel_id} skipped: {reason}")
+        error = self.open.get((account, channel_id))
+        if error is not None:
+            raise ChannelFailed(error)
 
     def trip(self, account: str, channel_id: int, error: PolyvError) -> None:
-        self.open.setdefault((account, channel_id), str(error))
+        self.open.setdefault((account, channel_id), error)
 
 
 @dataclass
