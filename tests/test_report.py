@@ -153,7 +153,13 @@ def test_retry_failed_with_a_broken_report_exits_1_with_the_sentence(tmp_path, m
 
     broken = tmp_path / "report.json"
     broken.write_text('{"format_version": 1, "items": [')
-    argv = ["bulkpolyv", "apply", "m.yaml", "--yes", "--retry-failed", str(broken)]
+    manifest = tmp_path / "m.yaml"  # read first: the report must be of this manifest
+    manifest.write_text(
+        "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+        "    app_secret: ${T_S}\n    record_callback: https://h.example.com/cb\n"
+    )
+    monkeypatch.setenv("T_S", "secret-value")
+    argv = ["bulkpolyv", "apply", str(manifest), "--yes", "--retry-failed", str(broken)]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as exited:
         main()
