@@ -29,7 +29,7 @@ from bulkpolyv.options import (
     run_options,
     warn_about_transport,
 )
-from bulkpolyv.plan import Plan
+from bulkpolyv.plan import ItemKey, Plan
 from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
@@ -156,11 +156,7 @@ def apply_command(
             "--retry-failed"
         )
     loaded = load(manifest_path)
-    try:
-        keys = failed_items(Path(retry_failed), loaded.digest) if retry_failed else None
-    except BulkPolyvError as error:
-        fail(str(error))
-    manifest = select(loaded, only, keys)
+    manifest = select(loaded, only, _retry_keys(retry_failed, loaded.digest))
     try:
         reviewed = ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
@@ -198,6 +194,14 @@ def apply_command(
     except BulkPolyvError as error:  # a file the run must write, found before any request
         fail(str(error))
     sys.exit(_report_apply(result, dry_run))
+
+
+def _retry_keys(report: str | None, manifest_digest: str) -> set[ItemKey] | None:
+    """``--retry-failed``: the items to run again, from a report of this manifest."""
+    try:
+        return failed_items(Path(report), manifest_digest) if report else None
+    except BulkPolyvError as error:
+        fail(str(error))
 
 
 def _invocation(api_base: str) -> Invocation:
