@@ -193,7 +193,7 @@ class Executor:
 
         def finish(outcome: ItemOutcome) -> None:
             outcomes.append(outcome)
-            log_outcome(outcome)
+            log_outcome(outcome, after_stop=self.stopping.is_set())
             try:
                 self.events.outcome(outcome)
             except Exception as error:  # the journal is full, for instance
@@ -320,10 +320,14 @@ def failure_details(error: PolyvError) -> dict[str, Any]:
     }
 
 
-def log_outcome(outcome: ItemOutcome) -> None:
+def log_outcome(outcome: ItemOutcome, *, after_stop: bool = False) -> None:
+    """One log line per item; items skipped because the run stopped are debug lines (the
+    run's summary says it once, not once per item)."""
     level = {Status.UNCHANGED: logging.DEBUG, Status.CHANGED: logging.INFO}.get(
         outcome.status, logging.WARNING
     )
+    if after_stop and outcome.status is Status.SKIPPED:
+        level = logging.DEBUG
     log.log(
         level,
         "apply: item=%s status=%s attempts=%d code=%s requestId=%s %s",

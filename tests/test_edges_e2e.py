@@ -107,6 +107,30 @@ def test_a_signal_during_a_cooldown_stops_at_once_and_sends_nothing_more(world, 
     assert "skipped" in statuses and statuses <= {"changed", "unchanged", "skipped", "failed"}
 
 
+def test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_applied(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        args = run_args(sim, manifest, tmp_path, "--concurrency", "2")
+        process = start(args)
+        journal = tmp_path / "j.jsonl"
+        wait_for(lambda: journal.exists() and '"sending"' in journal.read_text())
+        sim.simulator.faults.config.latency_min = sim.simulator.faults.config.latency_max = 3.0
+        time.sleep(0.5)  # both workers are now waiting for an answer that takes 3 s (> the 1.5 s grace)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+        elapsed = time.monotonic() - signalled
+    assert elapsed < 2.0, (elapsed, err)
+    assert process.returncode == 130, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    in_flight = [i for i in report["items"] if i["message"].startswith("interrupted while in")]
+    assert len(in_flight) == 2 and {i["status"] for i in in_flight} == {"failed"}
+    assert in_flight[0]["message"] == (
+        "interrupted while in flight — it may have been applied; plan again to see"
+    )
+    assert journal_lines(journal)[-1]["event"] == "end"
+
+
 def test_retry_failed_after_an_interrupted_run_finishes_the_job(world):
     tmp_path, manifest = world
     with running_sim(seeded_state(manifest, {})) as sim:
