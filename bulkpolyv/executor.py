@@ -101,17 +101,16 @@ class Executor:
         workers = [asyncio.ensure_future(worker()) for _ in range(self.concurrency)]
         stopped = asyncio.ensure_future(self.stopping.wait())
         try:
-            await asyncio.wait([*workers, stopped], return_when=asyncio.FIRST_COMPLETED)
             while not all(w.done() for w in workers) and not stopped.done():
                 await asyncio.wait([*workers, stopped], return_when=asyncio.FIRST_COMPLETED)
             if not all(w.done() for w in workers):
                 # Stopped: what is in flight gets a short grace, then is cancelled (each
                 # work function turns its cancellation into an outcome).
                 await asyncio.wait(workers, timeout=IN_FLIGHT_GRACE)
-                for pending in workers:
-                    pending.cancel()
         finally:
             stopped.cancel()
+            for pending in workers:  # also when this pool itself is cancelled
+                pending.cancel()
             results = await asyncio.gather(*workers, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

@@ -115,7 +115,8 @@ def test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_appl
         journal = tmp_path / "j.jsonl"
         wait_for(lambda: journal.exists() and '"sending"' in journal.read_text())
         sim.simulator.faults.config.latency_min = sim.simulator.faults.config.latency_max = 3.0
-        time.sleep(0.5)  # both workers now wait for answers that take 3 s: over the grace
+        arrived = sim.simulator.stats.requests  # every later arrival takes 3 s: over the grace
+        wait_for(lambda: sim.simulator.stats.requests == arrived + 2)  # both workers wait
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
