@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from bulkpolyv.client import PolyvClient
-from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.errors import BulkPolyvError, ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.plan import (
@@ -86,7 +86,11 @@ class Executor:
     def abort(self, what: str, error: BaseException) -> None:
         """Stop the run for an error nobody expected; the traceback goes to the debug log."""
         log.debug("abort: %s", what, exc_info=error)
-        text = redact_text(f"{type(error).__name__}: {error}")[:300]
+        # Our own errors are sentences already; anything else gets its type for the reader.
+        said = str(error)
+        if not isinstance(error, BulkPolyvError):
+            said = f"{type(error).__name__}: {said}"
+        text = redact_text(said)[:300]
         self.stop(f"{what}: {text}", StopKind.ABORTED)
 
     async def _pool(self, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:

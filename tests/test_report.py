@@ -143,6 +143,18 @@ def test_a_broken_report_is_refused_with_a_sentence_naming_the_file(tmp_path, co
     assert says in str(caught.value)
 
 
+def test_retry_failed_takes_conflicts_too_and_only_from_this_manifests_report(tmp_path):
+    result = result_with(
+        ItemOutcome(ItemKey("west"), Status.CONFLICT, message="conflict: moved"),
+        ItemOutcome(ItemKey("east", 10, 1), Status.CHANGED),
+    )
+    path = tmp_path / "r.json"
+    write_report(path, build_report(result, manifest_digest="d1", started="t0", cooldowns=0))
+    assert failed_items(path, "d1") == {ItemKey("west")}
+    with pytest.raises(ReportError, match="this report is of another manifest"):
+        failed_items(path, "d2")
+
+
 def test_a_missing_report_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ReportError, match=r"gone\.json: cannot read the report"):
         failed_items(tmp_path / "gone.json")
