@@ -3,8 +3,11 @@
 A fixed number of workers pull items from one shared iterator (no task per item, so
 100,000 items cost 100,000 small objects, not 100,000 tasks). Each request goes through
 :class:`~bulkpolyv.retry.RetryingCaller` (retries, the per-account circuit, the stop
-signal). A stop request (Ctrl-C) stops dispatching; requests already sent finish.
-Observers (journal, progress display, tests) get a :class:`~bulkpolyv.events.RunEvents`
+signal, the channel circuit). A stop (a signal, an unreachable host, a journal that
+cannot be written, an unexpected error) stops dispatching at once; requests already in
+flight get :data:`IN_FLIGHT_GRACE` seconds to be answered, then are cancelled and reported
+as failed: they may have been applied. A write whose ``sending`` line cannot be journaled
+is not sent. Observers (journal, progress display, tests) get a :class:`~bulkpolyv.events.RunEvents`
 when the executor is built.
 """
 
@@ -17,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from bulkpolyv.client import PolyvClient
-from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.errors import BulkPolyvError, ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.operations import (
@@ -34,10 +37,17 @@ from bulkpolyv.operations import (
 from bulkpolyv.plan import LiveState, Operation, Plan
 from bulkpolyv.records import Credentials
 from bulkpolyv.report import ItemOutcome, Status, not_attempted, settled_outcomes
-from bulkpolyv.retry import Attempted, RetryingCaller, RetryPolicy, Skip
+from bulkpolyv.retry import Attempted, ChannelFailed, RetryingCaller, RetryPolicy, Skip
+from bulkpolyv.stopping import Stop, StopKind
+from bulkpolyv.urls import redact_text
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# How long requests already sent may take to be answered after a stop, before they are
+# cancelled: short enough that a stop ends the run within 2 s (systemd, ssh hang-ups).
+IN_FLIGHT_GRACE = 1.5
+IN_FLIGHT = "interrupted while in flight — it may have been applied; plan again to see"
 
 
 class Conflict(Exception):
@@ -58,16 +68,27 @@ class Executor:
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         events: RunEvents | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.client = client
         self.concurrency = concurrency
         self.clock = clock
         self.events = events or RunEvents()
-        self.requests = RetryingCaller(policy or RetryPolicy(), self.events)
-        self.stopping = self.requests.stopping
+        self.stopping = stop or Stop()
+        self.requests = RetryingCaller(policy or RetryPolicy(), self.events, self.stopping)
 
-    def stop(self) -> None:
-        self.stopping.set()
+    def stop(self, reason: str = "stopped", kind: StopKind = StopKind.INTERRUPTED) -> None:
+        self.stopping.set(reason, kind=kind)
+
+    def abort(self, what: str, error: BaseException) -> None:
+        """Stop the run for an error nobody expected; the traceback goes to the debug log."""
+        log.debug("abort: %s", what, exc_info=error)
+        # Our own errors are sentences already; anything else gets its type for the reader.
+        said = str(error)
+        if not isinstance(error, BulkPolyvError):
+            said = f"{type(error).__name__}: {said}"
+        text = redact_text(said)[:300]
+        self.stop(f"{what}: {text}", StopKind.ABORTED)
 
     async def _pool(self, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
         iterator: Iterator[T] = iter(items)
@@ -78,7 +99,23 @@ class Executor:
                     return
                 await work(item)
 
-        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        workers = [asyncio.ensure_future(worker()) for _ in range(self.concurrency)]
+        stopped = asyncio.ensure_future(self.stopping.wait())
+        try:
+            while not all(w.done() for w in workers) and not stopped.done():
+                await asyncio.wait([*workers, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if not all(w.done() for w in workers):
+                # Stopped: what is in flight gets a short grace, then is cancelled (each
+                # work function turns its cancellation into an outcome).
+                await asyncio.wait(workers, timeout=IN_FLIGHT_GRACE)
+        finally:
+            stopped.cancel()
+            for pending in workers:  # also when this pool itself is cancelled
+                pending.cancel()
+            results = await asyncio.gather(*workers, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
 
     # --- reading live state ---------------------------------------------------------------
 
@@ -88,7 +125,16 @@ class Executor:
         live = LiveState()
 
         async def read(item: Read) -> None:
-            await self._read(live, item)
+            try:
+                await self._read(live, item)
+            except asyncio.CancelledError:
+                if not self.stopping.is_set():
+                    raise
+                _uncancel()  # stopped: the plan of a stopped read phase is never applied
+                return
+            except Exception as error:  # becomes an aborted run, not a traceback
+                self.abort("unexpected error while reading the live state", error)
+                return
             self.events.read_done()
 
         await self._pool(reads_for(manifest) if reads is None else reads, read)
@@ -127,22 +173,37 @@ class Executor:
     ) -> list[ItemOutcome]:
         """Carry out ``plan``. With ``conflicts``, each item is read again just before its
         write and skipped as a conflict when the check objects; with ``verify``, each write
-        is read back and counted as failed when it did not stick."""
+        is read back and counted as failed when it did not stick. Every operation gets an
+        outcome, also when the run stops (the rest are skipped, with the stop's reason)."""
         outcomes: list[ItemOutcome] = []
 
         def finish(outcome: ItemOutcome) -> None:
             outcomes.append(outcome)
-            log_outcome(outcome)
-            self.events.outcome(outcome)
+            log_outcome(outcome, after_stop=self.stopping.is_set())
+            try:
+                self.events.outcome(outcome)
+            except Exception as error:  # the journal is full, for instance
+                self.abort("the run's record cannot be written", error)
 
         for outcome in settled_outcomes(plan):
             finish(outcome)
 
         async def write(op: Operation) -> None:
-            finish(await self._write(op, plan.credentials[op.key.account], conflicts, verify))
+            try:
+                outcome = await self._write(op, plan.credentials[op.key.account], conflicts, verify)
+            except Exception as error:  # becomes an aborted run
+                self.abort(f"unexpected error on {op.key}", error)
+                outcome = ItemOutcome.of_operation(
+                    op, Status.FAILED, message=f"not known: {self.stopping.reason}"
+                )
+            finish(outcome)
 
-        await self._pool(plan.operations, write)
-        for outcome in not_attempted(plan.operations, {o.key for o in outcomes}):
+        try:
+            await self._pool(plan.operations, write)
+        except Exception as error:  # any error: the run is aborted, with a record
+            self.abort("unexpected error", error)
+        reason = f"not attempted: {self.stopping.reason or 'the run was interrupted'}"
+        for outcome in not_attempted(plan.operations, {o.key for o in outcomes}, reason):
             finish(outcome)
         return outcomes
 
@@ -154,16 +215,16 @@ class Executor:
         verify: bool,
     ) -> ItemOutcome:
         """Check, send and (with ``verify``) read back one operation; never raises for
-        what POLYV answers."""
+        what POLYV answers, nor when cancelled after a stop."""
         started, record = self.clock(), Attempted()
         details: dict[str, Any] = {"status": Status.FAILED}
         try:
-            self.requests.circuit.check(op.key.account)
+            self._check_circuits(op)
             if conflicts is not None:
                 reason = conflicts(op, await self.read_fields(credentials, op))
                 if reason:
                     raise Conflict(reason)
-            self.events.sending(op)
+            self._journal_sending(op)
             answer = await self.requests.call(
                 op.key.account, lambda: send(self.client, credentials, op), record
             )
@@ -181,15 +242,56 @@ class Executor:
             details.update(status=Status.CONFLICT, message=f"conflict: {conflict}")
         except PolyvError as error:
             details.update(failure_details(error))
+            if error.kind is ErrorKind.FEATURE_MISSING and not op.key.is_callback:
+                self.requests.channels.trip(op.key.account, op.key.channel_id, error)
+        except ChannelFailed as failed:
+            details.update(failure_details(failed.error))
         except Skip as skipped:
             details.update(status=Status.SKIPPED, message=str(skipped))
             if record.error is not None:
                 details.update(
                     polyv_code=record.error.polyv_code, http_status=record.error.http_status
                 )
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise
+            _uncancel()
+            details.update(_cancelled(details["status"], record.attempts, self.stopping))
         return ItemOutcome.of_operation(
             op, attempts=record.attempts, duration=self.clock() - started, **details
         )
+
+    def _check_circuits(self, op: Operation) -> None:
+        self.requests.circuit.check(op.key.account)
+        if not op.key.is_callback:
+            self.requests.channels.check(op.key.account, op.key.channel_id)
+
+    def _journal_sending(self, op: Operation) -> None:
+        """Record that ``op`` is about to be sent; when that cannot be recorded, the write
+        is not sent and the run stops (an unrecorded write is a write nobody can account
+        for after a crash)."""
+        try:
+            self.events.sending(op)
+        except Exception as error:  # the journal's disk is full, for instance
+            self.abort("the run's record cannot be written", error)
+            raise Skip(f"not sent: {self.stopping.reason}") from None
+
+
+def _cancelled(status: Status, attempts: int, stop: Stop) -> dict[str, Any]:
+    """What an item cancelled after a stop reports: a write already answered keeps its
+    status; one still on the wire may have been applied; one never sent was skipped."""
+    if status is Status.CHANGED:
+        return {"message": "written; not read back: the run was stopped"}
+    if attempts:
+        return {"status": Status.FAILED, "message": IN_FLIGHT}
+    return {"status": Status.SKIPPED, "message": f"not attempted: {stop.reason}"}
+
+
+def _uncancel() -> None:
+    """The cancellation came from our own stop and is handled: clear it on the task."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def failure_details(error: PolyvError) -> dict[str, Any]:
@@ -205,10 +307,13 @@ def failure_details(error: PolyvError) -> dict[str, Any]:
     }
 
 
-def log_outcome(outcome: ItemOutcome) -> None:
-    # Failures are INFO: the command prints them grouped by cause at the end, one line
-    # per cause rather than one per item; -v shows each.
+def log_outcome(outcome: ItemOutcome, *, after_stop: bool = False) -> None:
+    """One log line per item. Failures are INFO: the command prints them grouped by cause
+    at the end, one line per cause rather than one per item; -v shows each. Items skipped
+    because the run stopped are debug lines (the run's summary says it once)."""
     level = logging.INFO if outcome.status is not Status.UNCHANGED else logging.DEBUG
+    if after_stop and outcome.status is Status.SKIPPED:
+        level = logging.DEBUG
     key = outcome.key
     log.log(
         level,

@@ -157,6 +157,18 @@ def test_a_broken_report_is_refused_with_a_sentence_naming_the_file(tmp_path, co
     assert says in str(caught.value)
 
 
+def test_retry_failed_takes_conflicts_too_and_only_from_this_manifests_report(tmp_path):
+    result = result_with(
+        ItemOutcome(ItemKey("west"), Status.CONFLICT, message="conflict: moved"),
+        ItemOutcome(ItemKey("east", 10, 1), Status.CHANGED),
+    )
+    path = tmp_path / "r.json"
+    write_report(path, build_report(result, manifest_digest="d1", started="t0", cooldowns=0))
+    assert failed_items(path, "d1") == {ItemKey("west")}
+    with pytest.raises(ReportError, match="this report is of another manifest"):
+        failed_items(path, "d2")
+
+
 def test_a_missing_report_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ReportError, match=r"gone\.json: cannot read the report"):
         failed_items(tmp_path / "gone.json")
@@ -167,7 +179,13 @@ def test_retry_failed_with_a_broken_report_exits_1_with_the_sentence(tmp_path, m
 
     broken = tmp_path / "report.json"
     broken.write_text('{"format_version": 1, "items": [')
-    argv = ["bulkpolyv", "apply", "m.yaml", "--yes", "--retry-failed", str(broken)]
+    manifest = tmp_path / "m.yaml"  # read first: the report must be of this manifest
+    manifest.write_text(
+        "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+        "    app_secret: ${T_S}\n    record_callback: https://h.example.com/cb\n"
+    )
+    monkeypatch.setenv("T_S", "secret-value")
+    argv = ["bulkpolyv", "apply", str(manifest), "--yes", "--retry-failed", str(broken)]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as exited:
         main()

@@ -17,18 +17,20 @@ import click
 from bulkpolyv.commands import causes
 from bulkpolyv.commands.common import Output, output, plan_colour, verbosity
 from bulkpolyv.commands.lines import METRICS_FILE, metrics_written, say
+from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import FanOut, RunEvents
 from bulkpolyv.journal import journal_for
 from bulkpolyv.logs import EventLog
 from bulkpolyv.manifest import Manifest
 from bulkpolyv.options import ExitCode, fail, load, run_options, warn_about_transport
-from bulkpolyv.plan import Plan
+from bulkpolyv.plan import ItemKey, Plan
 from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
-from bulkpolyv.report import ApplyResult, ApplyStatus, failed_items
+from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
 from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan, select
 from bulkpolyv.runlock import LockBusy, lock_for
+from bulkpolyv.urls import redact_url
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
 
@@ -191,6 +193,7 @@ def apply_command(
                 "(or --dry-run to only see the plan)"
             )
         display = progress_for(terminal)
+        called = invocation(settings.api_base or manifest.api_base)
 
         async def run() -> ApplyResult:
             async with open_runtime(
@@ -208,6 +211,7 @@ def apply_command(
                         report_path=Path(report) if report else None,
                         reviewed=reviewed,
                         verify=verify,
+                        invocation=called,
                     )
                 finally:
                     figures.requests = runtime.gate.sent
@@ -218,6 +222,8 @@ def apply_command(
                 result = asyncio.run(run())
         except LockBusy as busy:
             fail(str(busy), ExitCode.LOCKED)
+        except BulkPolyvError as error:  # a file the run must write, found before any request
+            fail(str(error))
         figures.items = result.counts
         sys.exit(report_apply(terminal, result, dry_run=dry_run))
 
@@ -231,12 +237,37 @@ def what_to_apply(
             "--plan applies exactly the reviewed plan: it does not combine with --only or "
             "--retry-failed"
         )
-    keys = failed_items(Path(retry_failed)) if retry_failed else None
-    manifest = selected(load(manifest_path), only, keys)
+    loaded = load(manifest_path)
+    manifest = selected(loaded, only, retry_keys(retry_failed, loaded.digest))
     try:
         return manifest, ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
         fail(str(error))
+
+
+def retry_keys(report: str | None, manifest_digest: str) -> set[ItemKey] | None:
+    """``--retry-failed``: the items to run again, from a report of this manifest."""
+    try:
+        return failed_items(Path(report), manifest_digest) if report else None
+    except BulkPolyvError as error:
+        fail(str(error))
+
+
+def invocation(api_base: str) -> Invocation:
+    """The command and its flags for the report (secrets never come through flags)."""
+    context = click.get_current_context()
+    flags = {k: v for k, v in context.params.items() if v not in (None, False, ())}
+    settings = flags.pop("settings", None)
+    if isinstance(settings, RunSettings):  # the run options given, not their defaults
+        defaults = RunSettings()
+        flags.update(
+            (name, value)
+            for name, value in vars(settings).items()
+            if value != getattr(defaults, name)
+        )
+    if "api_base" in flags:
+        flags["api_base"] = redact_url(flags["api_base"])
+    return Invocation(f"bulkpolyv {context.info_name}", flags, redact_url(api_base) or "")
 
 
 def confirmation(
@@ -281,7 +312,7 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
         show_plan(result.plan, colour=plan_colour())
     counts = result.counts
     troubled = bool(counts["failed"] or counts["skipped"] or counts["conflict"])
-    interrupted = result.status is ApplyStatus.INTERRUPTED
+    interrupted = result.status in (ApplyStatus.INTERRUPTED, ApplyStatus.ABORTED)
     problems = {p.key for p in result.plan.problems}
     troubles = causes.from_plan(result.plan.problems) + causes.from_outcomes(
         o for o in result.outcomes if o.key not in problems
@@ -292,6 +323,6 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
         say(terminal, result.summary, event="summary", status=result.status.value, **counts)
     if result.journal and not terminal.quiet:
         say(terminal, f"journal: {result.journal}", event="journal", err=True, path=result.journal)
-    if interrupted:
-        return ExitCode.INTERRUPTED
-    return ExitCode.PARTIAL if troubled else ExitCode.OK
+    if result.status is ApplyStatus.ABORTED:
+        click.echo(f"bulkpolyv: stopped: {result.reason}", err=True)
+    return ExitCode(result.exit_code)
