@@ -153,11 +153,14 @@ async def read_plan(
 
 
 def managed_items(manifest: Manifest) -> Iterator[ItemKey]:
-    """Every item ``manifest`` manages: each account's callback and each monitor."""
+    """Every item ``manifest`` manages: each account's callbacks, each channel's monitor
+    switch and each monitor account."""
     for account in manifest.accounts:
-        if account.manages_callback:
-            yield ItemKey(account.name)
+        for kind in sorted(account.callbacks):
+            yield ItemKey.callback(account.name, kind)
         for channel in account.channels:
+            if channel.monitoring is not None:
+                yield ItemKey.monitoring(account.name, channel.channel_id)
             for monitor in channel.monitors:
                 yield ItemKey(account.name, channel.channel_id, monitor.id)
 

@@ -117,7 +117,7 @@ def test_report_show_combines_a_run_and_its_retry(world, monkeypatch):
     assert "Not done, by cause:\n  9 skipped:" in alone.stdout
     both = invoke("report", "show", str(tmp_path / "first.json"), str(tmp_path / "report.json"))
     assert both.exit_code == 0
-    assert both.stdout.splitlines()[0].startswith("2 reports (completed, completed)")
+    assert both.stdout.splitlines()[0].startswith("2 reports (partial, completed)")
     assert "Everything in these reports is done." in both.stdout
     merged = invoke(
         "report",
@@ -181,5 +181,5 @@ def test_ctrl_c_mid_run_prints_one_line_for_the_items_not_attempted(world):
     lines = [line for line in err.splitlines() if "not attempted" in line]
     assert len(lines) == 1
     assert lines[0].startswith(
-        f"bulkpolyv: {skipped} items skipped: not attempted: the run was interrupted (e.g. "
+        f"bulkpolyv: {skipped} items skipped: not attempted: interrupted by SIGINT (e.g. "
     )

@@ -178,11 +178,14 @@ def test_a_signal_while_reading_writes_an_interrupted_report(world):
 
 def test_a_huge_retry_after_is_capped_at_the_cooldown(world):
     tmp_path, manifest = world
-    faults = FaultConfig(retry_after="100000")
+    faults = FaultConfig(retry_after="100000", latency_min=0.3, latency_max=0.3)
     with running_sim(seeded_state(manifest, {}), SimConfig(block_seconds=0.3), faults) as sim:
-        sim.simulator.block("127.0.0.1", 1.5)  # still blocked when the run's reads begin
         process = start(run_args(sim, manifest, tmp_path))  # --cooldown 0.5
         try:
+            deadline = time.monotonic() + 20  # however slowly the host starts the process…
+            while sim.simulator.stats.requests == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sim.simulator.block("127.0.0.1", 1.5)  # …its first answers are 429s
             _, err = process.communicate(timeout=20)
         finally:
             process.kill()

@@ -164,7 +164,7 @@ def test_retry_failed_takes_conflicts_too_and_only_from_this_manifests_report(tm
     )
     path = tmp_path / "r.json"
     write_report(path, build_report(result, manifest_digest="d1", started="t0", cooldowns=0))
-    assert failed_items(path, "d1") == {ItemKey("west")}
+    assert failed_items(path, "d1") == {ItemKey.callback("west", "record")}
     with pytest.raises(ReportError, match="this report is of another manifest"):
         failed_items(path, "d2")
 

@@ -317,6 +317,11 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
     troubles = causes.from_plan(result.plan.problems) + causes.from_outcomes(
         o for o in result.outcomes if o.key not in problems
     )
+    # An aborted run's untouched items are said once, with the reason, on the last line.
+    untouched = f"not attempted: {result.reason}"
+    not_attempted = sum(1 for t in troubles if t.message == untouched)
+    if result.status is ApplyStatus.ABORTED:
+        troubles = [t for t in troubles if t.message != untouched]
     if troubled or interrupted:
         print_causes(terminal, troubles)
     if not terminal.quiet or troubled or interrupted:
@@ -324,5 +329,10 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
     if result.journal and not terminal.quiet:
         say(terminal, f"journal: {result.journal}", event="journal", err=True, path=result.journal)
     if result.status is ApplyStatus.ABORTED:
-        click.echo(f"bulkpolyv: stopped: {result.reason}", err=True)
+        also = f" ({_items_count(not_attempted)} not attempted)" if not_attempted else ""
+        click.echo(f"bulkpolyv: stopped: {result.reason}{also}", err=True)
     return ExitCode(result.exit_code)
+
+
+def _items_count(count: int) -> str:
+    return f"{count:,} item{'s' if count != 1 else ''}"
