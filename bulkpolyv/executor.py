@@ -26,6 +26,7 @@ from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.operations import (
     NotStuck,
     Read,
+    as_planned,
     check_stuck,
     fetch,
     live_fields,
@@ -221,7 +222,13 @@ class Executor:
         try:
             self._check_circuits(op)
             if conflicts is not None:
-                reason = conflicts(op, await self.read_fields(credentials, op))
+                live = await self.read_fields(credentials, op)
+                done = as_planned(op, live)  # e.g. the reviewed plan's second apply
+                if done is True:
+                    return ItemOutcome.of_operation(
+                        op, Status.UNCHANGED, attempts=record.attempts, message="already as planned"
+                    )
+                reason = None if done is None else conflicts(op, live)
                 if reason:
                     raise Conflict(reason)
             self._journal_sending(op)

@@ -177,3 +177,16 @@ def check_stuck(op: Operation, live: dict[str, str | None] | None) -> tuple[bool
             "cannot be read back"
         )
     return True, ""
+
+
+def as_planned(op: Operation, live: dict[str, str | None] | None) -> bool | None:
+    """Whether the live values already are what ``op`` writes (a reviewed plan applied once
+    already, say): True when every field shows its planned value, None when every field
+    POLYV returns does but some it does not return cannot be checked, False otherwise."""
+    if live is None:
+        return False
+    try:
+        verified, _ = check_stuck(op, live)
+    except NotStuck:
+        return False
+    return verified
