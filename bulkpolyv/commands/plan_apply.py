@@ -115,19 +115,23 @@ def plan(
         manifest = selected(load(manifest_path), only)
         warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
 
-        async def run() -> Plan:
+        async def run() -> Plan | None:
             async with open_runtime(
                 manifest, settings, events=observers(progress_for(terminal))
             ) as runtime:
                 try:
-                    return await read_plan(
-                        runtime, manifest, check_channel_callbacks=check_channel_callbacks
-                    )
+                    with runtime.stop.on_signals():  # SIGINT/SIGTERM/SIGHUP: stop reading
+                        read = await read_plan(
+                            runtime, manifest, check_channel_callbacks=check_channel_callbacks
+                        )
+                    return None if runtime.stop.is_set() else read
                 finally:
                     figures.requests = runtime.gate.sent
                     figures.cooldowns = runtime.gate.cooldown.trips
 
         result = asyncio.run(run())
+        if result is None:  # a partial read is no plan: say so, show none
+            fail("interrupted while reading the live state: no plan", ExitCode.INTERRUPTED)
         figures.items = dict(result.counts())
         if not terminal.quiet or result.has_drift or result.problems:
             show_plan(result, fmt, colour=plan_colour())
