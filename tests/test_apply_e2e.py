@@ -222,7 +222,7 @@ def test_sigint_while_reading_writes_nothing_and_exits_130(world):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_during_plan_stops_it_with_one_sentence(world, signum):
-    tmp_path, manifest = world
+    _, manifest = world
     faults = FaultConfig(latency_min=0.2, latency_max=0.2)
     with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
         process = subprocess.Popen(
