@@ -21,6 +21,7 @@ This is the only module that knows aiohttp's exceptions; they leave it as
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -362,6 +363,10 @@ def _redirected(endpoint: str, response: aiohttp.ClientResponse) -> PolyvError:
 def _os_reason(exc: aiohttp.ClientError) -> str:
     """The OS's own words (``Connection refused``, ``Name or service not known``)."""
     os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.errno:
+        # asyncio's strerror is "Connect call failed ('127.0.0.1', 9)": the errno's own
+        # words say what happened.
+        return os.strerror(os_error.errno)
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror
     return str(exc) or type(exc).__name__

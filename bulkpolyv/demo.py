@@ -39,7 +39,7 @@ def drifted_state(manifest: Manifest, rng: random.Random) -> SimState:
     """POLYV as it might be before the manifest is applied: about a third of it wrong."""
     accounts = []
     for account in manifest.accounts:
-        callback = account.record_callback
+        callback = account.callbacks.get("record")
         if rng.random() < 0.7:
             callback = "https://old-hooks.example.com/polyv/record"
         channels = []
@@ -59,7 +59,12 @@ def drifted_state(manifest: Manifest, rng: random.Random) -> SimState:
                 monitors.append(
                     {"id": m.id, "nickname": nickname, "password": password, "enable": enable}
                 )
-            channels.append({"channel_id": channel.channel_id, "monitors": monitors})
+            monitoring = channel.monitoring or "Y"
+            if rng.random() < 0.2:
+                monitoring = "N" if monitoring == "Y" else "Y"
+            channels.append(
+                {"channel_id": channel.channel_id, "monitoring": monitoring, "monitors": monitors}
+            )
         accounts.append(
             {
                 "user_id": account.user_id,
@@ -72,7 +77,12 @@ def drifted_state(manifest: Manifest, rng: random.Random) -> SimState:
     return SimState.from_data({"accounts": accounts})
 
 
-def run_demo(manifest_path: str | None, *, seed: int = 7) -> int:
+def env_lines() -> str:
+    """``export NAME=value`` lines for the demo manifest's variables (demo values only)."""
+    return "\n".join(f"export {name}={value}" for name, value in DEMO_ENV.items())
+
+
+def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None = None) -> int:
     for name, value in DEMO_ENV.items():
         os.environ.setdefault(name, value)
     path = Path(manifest_path) if manifest_path else DEFAULT_MANIFEST
@@ -81,12 +91,34 @@ def run_demo(manifest_path: str | None, *, seed: int = 7) -> int:
     except ManifestError as error:
         click.echo(str(error), err=True)
         return 1
-    return asyncio.run(_demo(manifest, seed))
+    state = drifted_state(manifest, random.Random(seed))
+    if state_out is not None:
+        state.dump(state_out)  # before the demo changes it: `sim --state` starts from here
+    code = asyncio.run(_demo(manifest, state, seed))
+    click.echo(next_steps(manifest.path, state_out, seed))
+    return code
 
 
-async def _demo(manifest: Manifest, seed: int) -> int:
+def next_steps(manifest: str, state_out: Path | None, seed: int) -> str:
+    state = state_out or "demo-state.json"
+    dump = "" if state_out else f"bulkpolyv demo --state-out {state}   # write the seeded state\n  "
+    return (
+        "\nWhat to try next:\n"
+        "  In a plan: ~ a value to change, - a callback to switch off, ? a value written but\n"
+        "  not readable back (cannot be verified), ! an item that cannot be planned.\n"
+        f"  The same against a simulator you start yourself:\n"
+        f"  {dump}"
+        f"bulkpolyv sim --state {state} --latency 0.005-0.04 --error-rate 0.03 --seed {seed} &\n"
+        '  eval "$(bulkpolyv demo --env)"   # the demo manifest\'s ${VAR}s\n'
+        f"  bulkpolyv plan {manifest} --api-base http://127.0.0.1:8790\n"
+        f"  bulkpolyv apply {manifest} --api-base http://127.0.0.1:8790\n"
+        "  Against POLYV itself, run `bulkpolyv probe MANIFEST` first."
+    )
+
+
+async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
     simulator = PolyvSimulator(
-        drifted_state(manifest, random.Random(seed)),
+        state,
         SimConfig(),
         FaultConfig(latency_min=0.005, latency_max=0.04, error_rate=0.03, seed=seed),
     )
@@ -122,11 +154,19 @@ async def _demo(manifest: Manifest, seed: int) -> int:
         async with open_runtime(manifest, settings, events=display) as runtime:
             after = await read_plan(runtime, manifest)
         click.echo(render_text(after))
-    converged = not after.has_changes and not after.problems
+    # Write-only fields (``?``: POLYV does not return them) are planned on every run; they
+    # do not count against convergence, and the demo says so rather than hiding them.
+    known = [op for op in after.operations if op.symbol != "?"]
+    converged = not known and not after.problems
     click.secho(
         "\nConverged: POLYV now matches the manifest."
         if converged
         else "\nNot converged: see the plan above.",
         fg="green" if converged else "red",
     )
+    if converged and after.operations:
+        click.echo(
+            f"({len(after.operations)} `?` items are write-only: POLYV does not return "
+            "them, so bulkpolyv writes them on every run and cannot verify them.)"
+        )
     return 0 if converged else 3

@@ -3,8 +3,11 @@
 A fixed number of workers pull items from one shared iterator (no task per item, so
 100,000 items cost 100,000 small objects, not 100,000 tasks). Each request goes through
 :class:`~bulkpolyv.retry.RetryingCaller` (retries, the per-account circuit, the stop
-signal). A stop request (Ctrl-C) stops dispatching; requests already sent finish.
-Observers (journal, progress display, tests) get a :class:`~bulkpolyv.events.RunEvents`
+signal, the channel circuit). A stop (a signal, an unreachable host, a journal that
+cannot be written, an unexpected error) stops dispatching at once; requests already in
+flight get :data:`IN_FLIGHT_GRACE` seconds to be answered, then are cancelled and reported
+as failed: they may have been applied. A write whose ``sending`` line cannot be journaled
+is not sent. Observers (journal, progress display, tests) get a :class:`~bulkpolyv.events.RunEvents`
 when the executor is built.
 """
 
@@ -16,41 +19,45 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from bulkpolyv.budget.base import BudgetUnavailable
 from bulkpolyv.client import PolyvClient
-from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.errors import BulkPolyvError, ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 from bulkpolyv.manifest.model import Manifest
-from bulkpolyv.plan import (
-    ItemKey,
-    LiveState,
-    Operation,
-    Plan,
-    credentials_by_account,
-    normalise_url,
+from bulkpolyv.operations import (
+    NotStuck,
+    Read,
+    as_planned,
+    check_stuck,
+    fetch,
+    live_fields,
+    live_read,
+    reads_for,
+    send,
+    store,
 )
-from bulkpolyv.records import Credentials, MonitorUpdate
+from bulkpolyv.plan import LiveState, Operation, Plan
+from bulkpolyv.records import Credentials
 from bulkpolyv.report import ItemOutcome, Status, not_attempted, settled_outcomes
-from bulkpolyv.retry import Attempted, RetryingCaller, RetryPolicy, Skip
+from bulkpolyv.retry import Attempted, ChannelFailed, RetryingCaller, RetryPolicy, Skip
+from bulkpolyv.stopping import Stop, StopKind
+from bulkpolyv.urls import redact_text
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# How long requests already sent may take to be answered after a stop, before they are
+# cancelled: short enough that a stop ends the run within 2 s (systemd, ssh hang-ups).
+IN_FLIGHT_GRACE = 1.5
+IN_FLIGHT = "interrupted while in flight — it may have been applied; plan again to see"
 
 
 class Conflict(Exception):
     """The live value is no longer what the reviewed plan was made against."""
 
 
-class NotStuck(Exception):
-    """POLYV accepted a write, but reading it back shows the old value."""
-
-
 # Given an operation and the live values of its fields just read, why it must not be
 # written (a reviewed plan's conflict check), or None.
 ConflictCheck = Callable[[Operation, dict[str, str | None] | None], str | None]
-
-# One live-state read: the account, its credentials, and the channel (0: its callback).
-Read = tuple[str, Credentials, int]
 
 
 class Executor:
@@ -62,18 +69,27 @@ class Executor:
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         events: RunEvents | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.client = client
         self.concurrency = concurrency
         self.clock = clock
         self.events = events or RunEvents()
-        self.requests = RetryingCaller(policy or RetryPolicy(), self.events)
-        self.stopping = self.requests.stopping
-        # Set when the shared rate budget failed: nothing more may be sent (see _pool).
-        self.budget_failure: BudgetUnavailable | None = None
+        self.stopping = stop or Stop()
+        self.requests = RetryingCaller(policy or RetryPolicy(), self.events, self.stopping)
 
-    def stop(self) -> None:
-        self.stopping.set()
+    def stop(self, reason: str = "stopped", kind: StopKind = StopKind.INTERRUPTED) -> None:
+        self.stopping.set(reason, kind=kind)
+
+    def abort(self, what: str, error: BaseException) -> None:
+        """Stop the run for an error nobody expected; the traceback goes to the debug log."""
+        log.debug("abort: %s", what, exc_info=error)
+        # Our own errors are sentences already; anything else gets its type for the reader.
+        said = str(error)
+        if not isinstance(error, BulkPolyvError):
+            said = f"{type(error).__name__}: {said}"
+        text = redact_text(said)[:300]
+        self.stop(f"{what}: {text}", StopKind.ABORTED)
 
     async def _pool(self, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
         iterator: Iterator[T] = iter(items)
@@ -82,96 +98,113 @@ class Executor:
             for item in iterator:  # shared: each item goes to exactly one worker
                 if self.stopping.is_set():
                     return
-                try:
-                    await work(item)
-                except BudgetUnavailable as error:
-                    # Not this item's failure: without the shared count no request may go,
-                    # so the run stops like an interrupt (this item was not sent).
-                    if self.budget_failure is None:
-                        log.error("budget: %s; stopping: nothing more is sent", error)
-                        self.budget_failure = error
-                    self.stop()
-                    return
+                await work(item)
 
-        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        workers = [asyncio.ensure_future(worker()) for _ in range(self.concurrency)]
+        stopped = asyncio.ensure_future(self.stopping.wait())
+        try:
+            while not all(w.done() for w in workers) and not stopped.done():
+                await asyncio.wait([*workers, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if not all(w.done() for w in workers):
+                # Stopped: what is in flight gets a short grace, then is cancelled (each
+                # work function turns its cancellation into an outcome).
+                await asyncio.wait(workers, timeout=IN_FLIGHT_GRACE)
+        finally:
+            stopped.cancel()
+            for pending in workers:  # also when this pool itself is cancelled
+                pending.cancel()
+            results = await asyncio.gather(*workers, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
 
     # --- reading live state ---------------------------------------------------------------
 
-    async def refresh(self, manifest: Manifest) -> LiveState:
-        """One callback read per managed account, one monitor list per managed channel."""
+    async def refresh(self, manifest: Manifest, reads: Iterable[Read] | None = None) -> LiveState:
+        """Read the live state ``manifest`` manages (:func:`~bulkpolyv.operations.reads_for`),
+        or exactly ``reads``."""
         live = LiveState()
 
         async def read(item: Read) -> None:
-            await self._read(live, *item)
+            try:
+                await self._read(live, item)
+            except asyncio.CancelledError:
+                if not self.stopping.is_set():
+                    raise
+                _uncancel()  # stopped: the plan of a stopped read phase is never applied
+                return
+            except Exception as error:  # becomes an aborted run, not a traceback
+                self.abort("unexpected error while reading the live state", error)
+                return
             self.events.read_done()
 
-        await self._pool(reads_for(manifest), read)
+        await self._pool(reads_for(manifest) if reads is None else reads, read)
         return live
 
-    async def _read(
-        self, live: LiveState, account: str, credentials: Credentials, channel_id: int
-    ) -> None:
+    async def _read(self, live: LiveState, read: Read) -> None:
         record = Attempted()
         try:
-            if channel_id == 0:
-                live.callbacks[account] = await self.requests.call(
-                    account, lambda: self.client.get_callback_settings(credentials), record
-                )
-            else:
-                monitors = await self.requests.call(
-                    account, lambda: self.client.list_monitors(credentials, channel_id), record
-                )
-                live.monitors[(account, channel_id)] = {m.id: m for m in monitors}
+            answer = await self.requests.call(
+                read.account, lambda: fetch(self.client, read), record
+            )
+            store(live, read, answer)
         except PolyvError as error:
             reason = f"could not read the live state: {error}"
             if error.kind is ErrorKind.AUTH:
-                live.account_failures.setdefault(account, reason)
+                live.account_failures.setdefault(read.account, reason)
             else:
-                live.failures[ItemKey(account, channel_id)] = reason
+                live.failures[read.failure_key] = reason
         except Skip as skipped:  # the account's circuit opened during the reads
-            live.account_failures.setdefault(account, str(skipped))
+            live.account_failures.setdefault(read.account, str(skipped))
 
     # --- applying -------------------------------------------------------------------------
 
     async def read_fields(
         self, credentials: Credentials, op: Operation
     ) -> dict[str, str | None] | None:
-        """The live values of the fields ``op`` changes; None when the monitor is gone."""
-        account, record = op.key.account, Attempted()
-        if op.key.is_callback:
-            url = await self.requests.call(
-                account, lambda: self.client.get_callback_settings(credentials), record
-            )
-            return {"record_callback": url}
-        monitors = await self.requests.call(
-            account, lambda: self.client.list_monitors(credentials, op.key.channel_id), record
+        """The live values of the fields ``op`` changes (a field POLYV does not return is
+        absent); None when the monitor is gone."""
+        answer = await self.requests.call(
+            op.key.account, live_read(self.client, credentials, op.key), Attempted()
         )
-        found = next((m for m in monitors if m.id == op.key.monitor_id), None)
-        if found is None:
-            return None
-        return {change.field: getattr(found, change.field) for change in op.changes}
+        return live_fields(op, answer)
 
     async def apply(
         self, plan: Plan, *, conflicts: ConflictCheck | None = None, verify: bool = False
     ) -> list[ItemOutcome]:
         """Carry out ``plan``. With ``conflicts``, each item is read again just before its
         write and skipped as a conflict when the check objects; with ``verify``, each write
-        is read back and counted as failed when it did not stick."""
+        is read back and counted as failed when it did not stick. Every operation gets an
+        outcome, also when the run stops (the rest are skipped, with the stop's reason)."""
         outcomes: list[ItemOutcome] = []
 
         def finish(outcome: ItemOutcome) -> None:
             outcomes.append(outcome)
-            log_outcome(outcome)
-            self.events.outcome(outcome)
+            log_outcome(outcome, after_stop=self.stopping.is_set())
+            try:
+                self.events.outcome(outcome)
+            except Exception as error:  # the journal is full, for instance
+                self.abort("the run's record cannot be written", error)
 
         for outcome in settled_outcomes(plan):
             finish(outcome)
 
         async def write(op: Operation) -> None:
-            finish(await self._write(op, plan.credentials[op.key.account], conflicts, verify))
+            try:
+                outcome = await self._write(op, plan.credentials[op.key.account], conflicts, verify)
+            except Exception as error:  # becomes an aborted run
+                self.abort(f"unexpected error on {op.key}", error)
+                outcome = ItemOutcome.of_operation(
+                    op, Status.FAILED, message=f"not known: {self.stopping.reason}"
+                )
+            finish(outcome)
 
-        await self._pool(plan.operations, write)
-        for outcome in not_attempted(plan.operations, {o.key for o in outcomes}):
+        try:
+            await self._pool(plan.operations, write)
+        except Exception as error:  # any error: the run is aborted, with a record
+            self.abort("unexpected error", error)
+        reason = f"not attempted: {self.stopping.reason or 'the run was interrupted'}"
+        for outcome in not_attempted(plan.operations, {o.key for o in outcomes}, reason):
             finish(outcome)
         return outcomes
 
@@ -183,16 +216,22 @@ class Executor:
         verify: bool,
     ) -> ItemOutcome:
         """Check, send and (with ``verify``) read back one operation; never raises for
-        what POLYV answers."""
+        what POLYV answers, nor when cancelled after a stop."""
         started, record = self.clock(), Attempted()
         details: dict[str, Any] = {"status": Status.FAILED}
         try:
-            self.requests.circuit.check(op.key.account)
+            self._check_circuits(op)
             if conflicts is not None:
-                reason = conflicts(op, await self.read_fields(credentials, op))
+                live = await self.read_fields(credentials, op)
+                done = as_planned(op, live)  # e.g. the reviewed plan's second apply
+                if done is True:
+                    return ItemOutcome.of_operation(
+                        op, Status.UNCHANGED, attempts=record.attempts, message="already as planned"
+                    )
+                reason = None if done is None else conflicts(op, live)
                 if reason:
                     raise Conflict(reason)
-            self.events.sending(op)
+            self._journal_sending(op)
             answer = await self.requests.call(
                 op.key.account, lambda: send(self.client, credentials, op), record
             )
@@ -202,22 +241,64 @@ class Executor:
                 http_status=answer.http_status,
             )
             if verify:
-                check_stuck(op, await self.read_fields(credentials, op))
+                verified, note = check_stuck(op, await self.read_fields(credentials, op))
+                details.update(verified=verified, message=note)
         except NotStuck as not_stuck:
-            details.update(status=Status.FAILED, message=str(not_stuck))
+            details.update(status=Status.FAILED, message=str(not_stuck), verified=False)
         except Conflict as conflict:
             details.update(status=Status.CONFLICT, message=f"conflict: {conflict}")
         except PolyvError as error:
             details.update(failure_details(error))
+            if error.kind is ErrorKind.FEATURE_MISSING and not op.key.is_callback:
+                self.requests.channels.trip(op.key.account, op.key.channel_id, error)
+        except ChannelFailed as failed:
+            details.update(failure_details(failed.error))
         except Skip as skipped:
             details.update(status=Status.SKIPPED, message=str(skipped))
             if record.error is not None:
                 details.update(
                     polyv_code=record.error.polyv_code, http_status=record.error.http_status
                 )
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise
+            _uncancel()
+            details.update(_cancelled(details["status"], record.attempts, self.stopping))
         return ItemOutcome.of_operation(
             op, attempts=record.attempts, duration=self.clock() - started, **details
         )
+
+    def _check_circuits(self, op: Operation) -> None:
+        self.requests.circuit.check(op.key.account)
+        if not op.key.is_callback:
+            self.requests.channels.check(op.key.account, op.key.channel_id)
+
+    def _journal_sending(self, op: Operation) -> None:
+        """Record that ``op`` is about to be sent; when that cannot be recorded, the write
+        is not sent and the run stops (an unrecorded write is a write nobody can account
+        for after a crash)."""
+        try:
+            self.events.sending(op)
+        except Exception as error:  # the journal's disk is full, for instance
+            self.abort("the run's record cannot be written", error)
+            raise Skip(f"not sent: {self.stopping.reason}") from None
+
+
+def _cancelled(status: Status, attempts: int, stop: Stop) -> dict[str, Any]:
+    """What an item cancelled after a stop reports: a write already answered keeps its
+    status; one still on the wire may have been applied; one never sent was skipped."""
+    if status is Status.CHANGED:
+        return {"message": "written; not read back: the run was stopped"}
+    if attempts:
+        return {"status": Status.FAILED, "message": IN_FLIGHT}
+    return {"status": Status.SKIPPED, "message": f"not attempted: {stop.reason}"}
+
+
+def _uncancel() -> None:
+    """The cancellation came from our own stop and is handled: clear it on the task."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def failure_details(error: PolyvError) -> dict[str, Any]:
@@ -233,55 +314,32 @@ def failure_details(error: PolyvError) -> dict[str, Any]:
     }
 
 
-def log_outcome(outcome: ItemOutcome) -> None:
-    level = {Status.UNCHANGED: logging.DEBUG, Status.CHANGED: logging.INFO}.get(
-        outcome.status, logging.WARNING
-    )
+def log_outcome(outcome: ItemOutcome, *, after_stop: bool = False) -> None:
+    """One log line per item. Failures are INFO: the command prints them grouped by cause
+    at the end, one line per cause rather than one per item; -v shows each. Items skipped
+    because the run stopped are debug lines (the run's summary says it once)."""
+    level = logging.INFO if outcome.status is not Status.UNCHANGED else logging.DEBUG
+    if after_stop and outcome.status is Status.SKIPPED:
+        level = logging.DEBUG
+    key = outcome.key
     log.log(
         level,
         "apply: item=%s status=%s attempts=%d code=%s requestId=%s %s",
-        outcome.key,
+        key,
         outcome.status.value,
         outcome.attempts,
         outcome.polyv_code,
         outcome.request_id,
         outcome.message,
+        extra={
+            "event": "outcome",
+            "account": key.account,
+            "channel": key.channel_id or None,
+            "monitor": key.monitor_id or None,
+            "status": outcome.status.value,
+            "attempts": outcome.attempts,
+            "http_status": outcome.http_status,
+            "polyv_code": outcome.polyv_code,
+            "request_id": outcome.request_id,
+        },
     )
-
-
-def reads_for(manifest: Manifest) -> Iterator[Read]:
-    """What refresh reads: (account, credentials, 0) for its callback and
-    (account, credentials, channel) per channel; credentials built once per account."""
-    credentials = credentials_by_account(manifest)
-    for account in manifest.accounts:
-        if account.manages_callback:
-            yield account.name, credentials[account.name], 0
-        for channel in account.channels:
-            yield account.name, credentials[account.name], channel.channel_id
-
-
-def check_stuck(op: Operation, live: dict[str, str | None] | None) -> None:
-    """Raise NotStuck when a field read back differs from what was written. A field POLYV
-    does not report (``None``) cannot be checked and is taken as written."""
-    if live is None:
-        raise NotStuck("written, but the monitor account is gone when read back")
-    for change in op.changes:
-        have = live.get(change.field)
-        if have is None and change.field != "record_callback":
-            continue
-        same = (
-            normalise_url(have) == normalise_url(change.after)
-            if change.field == "record_callback"
-            else have == change.after
-        )
-        if not same:
-            raise NotStuck(f"written, but reading back shows {change.field} did not change")
-
-
-async def send(client: PolyvClient, credentials: Credentials, op: Operation) -> Any:
-    """The one request that carries out ``op``; its body is the operation's changes."""
-    values = op.desired_values()
-    if op.key.is_callback:
-        return await client.set_record_callback(credentials, values["record_callback"])
-    update = MonitorUpdate(id=op.key.monitor_id, **values)
-    return await client.update_monitor(credentials, op.key.channel_id, update)

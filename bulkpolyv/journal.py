@@ -12,6 +12,14 @@ The journal is a :class:`~bulkpolyv.events.RunEvents` observer (``sending`` and
 ``outcome``); :func:`~bulkpolyv.run.apply` opens it only once the plan is confirmed, and
 writes its ``start`` and ``end`` lines. Created with mode 0600: it names accounts and
 channels.
+
+A line that cannot be written whole (a full disk, a file-size limit) raises
+:class:`JournalError` after the part that did get written is cut off again, so the file
+never holds half a line; the executor then sends nothing more. The file is opened by
+:meth:`Journal.open` before the run's first request (preflight), and removed again when the
+run wrote nothing. Journals older than :func:`retention_days` (30 by default,
+``BULKPOLYV_JOURNAL_DAYS``; 0 keeps them forever) are deleted from the journal's directory
+at the start of each run.
 """
 
 from __future__ import annotations
@@ -19,15 +27,28 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import RunEvents
 from bulkpolyv.plan import Operation
 from bulkpolyv.privatefiles import open_private, state_dir
 from bulkpolyv.report import ItemOutcome, now_iso
+
+log = logging.getLogger(__name__)
+DEFAULT_RETENTION_DAYS = 30
+# The names default_journal_path gives: only those are ever deleted by prune_journals.
+JOURNAL_NAME = re.compile(r".+-\d{8}T\d{6}Z-\d+\.jsonl")
+
+
+class JournalError(BulkPolyvError):
+    """A journal line could not be written (the disk is full, the file too large)."""
 
 
 def default_journal_path(manifest: str) -> Path:
@@ -41,19 +62,72 @@ def journal_for(manifest: str, path: str | Path | None) -> Journal:
     return Journal(Path(path) if path else default_journal_path(manifest))
 
 
+def retention_days(environ: Mapping[str, str] = os.environ) -> float:
+    """How many days journals are kept: ``BULKPOLYV_JOURNAL_DAYS``, else 30."""
+    text = environ.get("BULKPOLYV_JOURNAL_DAYS", "").strip()
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        days = float(text)
+    except ValueError:
+        raise BulkPolyvError(
+            f"BULKPOLYV_JOURNAL_DAYS={text!r}: give a number of days (0 keeps journals forever)"
+        ) from None
+    if days < 0:
+        raise BulkPolyvError("BULKPOLYV_JOURNAL_DAYS cannot be negative (0 keeps them forever)")
+    return days
+
+
+def prune_journals(
+    directory: Path, days: float, *, keep: Path | None = None, now: float | None = None
+) -> list[Path]:
+    """Delete bulkpolyv's journals in ``directory`` last written more than ``days`` ago
+    (``0``: none); other files are never touched. Returns what was deleted."""
+    if days <= 0 or not directory.is_dir():
+        return []
+    horizon = (time.time() if now is None else now) - days * 86400
+    deleted = []
+    for path in directory.iterdir():
+        if path == keep or not JOURNAL_NAME.fullmatch(path.name):
+            continue
+        try:
+            if path.stat().st_mtime < horizon:
+                path.unlink()
+                deleted.append(path)
+        except OSError as exc:  # another run's, or gone already: not worth failing for
+            log.debug("journal: cannot prune %s: %s", path, exc)
+    return deleted
+
+
 class Journal(RunEvents):
-    def __init__(self, path: Path, *, fsync: Callable[[int], None] = os.fsync) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fsync: Callable[[int], None] = os.fsync,
+        write: Callable[[int, bytes], int] = os.write,
+    ) -> None:
         self.path = path
         self._fsync = fsync
+        self._write = write
         self._fd: int | None = None
         self._dirty = False
         self._syncer: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._closed = False
+        self._created = False
+        self.lines = 0
+
+    def open(self) -> None:
+        """Open (or create) the file, so that a journal that cannot be written is found
+        before anything is sent; raises PrivateFileError naming the path."""
+        if self._fd is None:
+            self._created = not self.path.exists()
+            self._fd = open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
     def start(self) -> None:
-        """Create (or append to) the file and start the group commit; on the loop."""
-        self._fd = open_private(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        """Open the file if :meth:`open` did not, and start the group commit; on the loop."""
+        self.open()
         self._wake = asyncio.Event()
         self._syncer = asyncio.get_running_loop().create_task(self._sync_loop())
 
@@ -67,9 +141,25 @@ class Journal(RunEvents):
         if self._fd is None or self._wake is None:
             raise RuntimeError("the journal is written before it was started")
         line = json.dumps({"ts": now_iso(), **record}, ensure_ascii=False) + "\n"
-        os.write(self._fd, line.encode())
+        self._write_whole(self._fd, line.encode())
+        self.lines += 1
         self._dirty = True
         self._wake.set()
+
+    def _write_whole(self, fd: int, data: bytes) -> None:
+        """All of ``data`` or none of it: a short write is continued, and a failure cuts
+        off what this line had written, so no half line is left for a reader to trip on."""
+        written = 0
+        try:
+            while written < len(data):
+                written += self._write(fd, data[written:])
+        except OSError as exc:
+            if written:
+                try:
+                    os.ftruncate(fd, os.fstat(fd).st_size - written)
+                except OSError:
+                    log.debug("journal: cannot cut off a partial line", exc_info=True)
+            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
 
     async def _sync_loop(self) -> None:
         assert self._fd is not None and self._wake is not None
@@ -78,7 +168,10 @@ class Journal(RunEvents):
             self._wake.clear()
             if self._dirty:
                 self._dirty = False
-                await asyncio.to_thread(self._fsync, self._fd)
+                try:
+                    await asyncio.to_thread(self._fsync, self._fd)
+                except OSError as exc:  # the lines are with the kernel; a kill loses none
+                    log.warning("journal: cannot sync %s: %s", self.path, exc.strerror)
 
     async def close(self) -> None:
         self._closed = True
@@ -87,6 +180,11 @@ class Journal(RunEvents):
         if self._syncer is not None:
             await self._syncer
         if self._fd is not None:
-            self._fsync(self._fd)
+            try:
+                self._fsync(self._fd)
+            except OSError:
+                log.debug("journal: fsync at close failed", exc_info=True)
             os.close(self._fd)
             self._fd = None
+            if self._created and self.lines == 0:  # opened by preflight, never used
+                self.path.unlink(missing_ok=True)

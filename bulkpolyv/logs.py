@@ -13,7 +13,10 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol
+
+from bulkpolyv.events import RunEvents
 
 # The structured fields a log call may pass as ``extra``; only these reach JSON lines.
 FIELDS = (
@@ -95,3 +98,57 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+class EventLog(RunEvents):
+    """A run's events as log lines (``-v``: phases and cool-downs; ``-vv``: every send and
+    read); handed to the runtime beside the progress display."""
+
+    def __init__(
+        self, logger: logging.Logger | None = None, *, announce_cooldowns: bool = False
+    ) -> None:
+        self.log = logger or logging.getLogger("bulkpolyv.run")
+        # Without a progress display (JSON logs off a terminal) a cool-down is a warning.
+        self.cooldown_level = logging.WARNING if announce_cooldowns else logging.INFO
+        self.reads = 0
+        self.total = 0
+        self.name = ""
+
+    def phase(self, name: str, total: int, requests: Callable[[], int]) -> None:
+        self.name, self.total, self.reads = name, total, 0
+        self.log.info("%s: %d items", name, total, extra={"event": name})
+
+    def phase_done(self) -> None:
+        self.log.debug("%s: done", self.name, extra={"event": f"{self.name}_done"})
+
+    def read_done(self) -> None:
+        self.reads += 1
+        self.log.debug("read: %d/%d done", self.reads, self.total, extra={"event": "read"})
+
+    def sending(self, op: Any) -> None:
+        key = op.key
+        self.log.debug(
+            "sending: item=%s operation=%s",
+            key,
+            op.kind.value,
+            extra={
+                "event": "sending",
+                "account": key.account,
+                "channel": key.channel_id or None,
+                "monitor": key.monitor_id or None,
+            },
+        )
+
+    def outcome(self, outcome: Any) -> None:
+        """Logged by the executor already."""
+
+    def cooldown(self, seconds: float) -> None:
+        self.log.log(
+            self.cooldown_level,
+            "cooldown: POLYV rate limit hit; every request paused for %.0f s",
+            seconds,
+            extra={"event": "cooldown", "wait": seconds},
+        )
+
+    def retry(self, account: str, attempt: int, wait: float, reason: str) -> None:
+        """Logged by the retrying caller already."""

@@ -107,9 +107,24 @@ class _Shard(click.ParamType):
 
 
 CONCURRENCY, SHARD = _Concurrency(), _Shard()
+def check_api_base(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--api-base`` must be a full URL: ``127.0.0.1:8790`` would be read as a scheme."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{value!r} is not a URL: write the scheme and host, e.g. https://api.polyv.net "
+            "or http://127.0.0.1:8790",
+            param_hint="--api-base",
+        )
+    return value
+
+
 API_BASE = click.option(
     "--api-base",
     envvar="BULKPOLYV_API_BASE",
+    callback=check_api_base,
     help="Override the manifest's api_base (e.g. a local `bulkpolyv sim`).",
 )
 INSECURE = click.option("--insecure", is_flag=True, help="Skip TLS checks (local simulator only).")

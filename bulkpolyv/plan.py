@@ -5,6 +5,9 @@ manifest and live state always give the same plan, so two runs of ``plan`` print
 text and the plan's checksum means something. Values that are secret or sensitive
 (passwords, callback-URL query strings) are kept in the plan, because apply must send them,
 but every renderer and every ``to_dict`` shows them redacted.
+
+The managed items (an account's callbacks, a channel's monitor switch, monitor accounts)
+are named by :class:`~bulkpolyv.items.ItemKey`.
 """
 
 from __future__ import annotations
@@ -16,60 +19,27 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bulkpolyv.manifest.model import DesiredAccount, DesiredMonitor, Manifest
+from bulkpolyv.items import MONITORING, ItemKey, natural_key
+from bulkpolyv.manifest.model import DesiredMonitor, Manifest
 from bulkpolyv.manifest.problems import Location
 from bulkpolyv.records import Credentials, Monitor
 from bulkpolyv.urls import normalise_url, redact_url
 
-PLAN_FORMAT_VERSION = 1
+# 2: items carry ``setting`` (each callback, each channel's monitor switch). A format-1
+# file still reads: its account-only items are the record callback.
+PLAN_FORMAT_VERSION = 2
+READABLE_PLAN_FORMATS = (1, 2)
 
 
 class OpKind(StrEnum):
     SET_CALLBACK = "set_callback"
     SWITCH_OFF_CALLBACK = "switch_off_callback"
+    SET_MONITORING = "set_monitoring"
+    SWITCH_OFF_MONITORING = "switch_off_monitoring"
     UPDATE_MONITOR = "update_monitor"
 
 
-@dataclass(frozen=True, order=True)
-class ItemKey:
-    """One managed thing: an account's callback (channel 0, monitor 0) or a monitor account."""
-
-    account: str
-    channel_id: int = 0
-    monitor_id: int = 0
-
-    @property
-    def is_callback(self) -> bool:
-        return self.channel_id == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The key as every file writes it: absent ids are ``None``, not 0."""
-        return {
-            "account": self.account,
-            "channel_id": self.channel_id or None,
-            "monitor_id": self.monitor_id or None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ItemKey:
-        """The key :meth:`to_dict` wrote. Raises ValueError, saying which part is wrong."""
-        account = data.get("account")
-        if not isinstance(account, str) or not account:
-            raise ValueError("an item without an account name")
-        ids = []
-        for name in ("channel_id", "monitor_id"):
-            value = data.get(name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{name} {value!r} is not a whole number")
-            ids.append(value or 0)
-        return cls(account, ids[0], ids[1])
-
-    def __str__(self) -> str:
-        if self.is_callback:
-            return f"{self.account} record callback"
-        if not self.monitor_id:
-            return f"{self.account}/{self.channel_id}"
-        return f"{self.account}/{self.channel_id} monitor {self.monitor_id}"
+SWITCH_OFFS = (OpKind.SWITCH_OFF_CALLBACK, OpKind.SWITCH_OFF_MONITORING)
 
 
 @dataclass(frozen=True)
@@ -79,12 +49,16 @@ class FieldChange:
     after: str | None = field(repr=False)
     before_known: bool = True
 
+    @property
+    def is_url(self) -> bool:
+        return self.field.endswith("_callback")
+
     def shown(self) -> tuple[str, str]:
         """(before, after) as any output may show them."""
         if self.field == "password":
             return ("(unknown)" if not self.before_known else "(hidden)", "(changed)")
-        before = redact_url(self.before) if self.field == "record_callback" else self.before
-        after = redact_url(self.after) if self.field == "record_callback" else self.after
+        before = redact_url(self.before) if self.is_url else self.before
+        after = redact_url(self.after) if self.is_url else self.after
         return (
             "(unknown)" if not self.before_known else _text(before),
             _text(after),
@@ -100,18 +74,30 @@ class Operation:
 
     @property
     def destructive(self) -> bool:
-        """Switching a callback off or a monitor account off: what the safety check counts."""
-        if self.kind is OpKind.SWITCH_OFF_CALLBACK:
+        """Switching a callback, a channel's monitoring or a monitor account off: what
+        the safety check counts."""
+        if self.kind in SWITCH_OFFS:
             return True
         return any(c.field == "enable" and c.after == "N" and c.before != "N" for c in self.changes)
 
     @property
     def symbol(self) -> str:
-        if self.kind is OpKind.SWITCH_OFF_CALLBACK:
+        if self.kind in SWITCH_OFFS:
             return "-"
         if all(not c.before_known for c in self.changes):
             return "?"
         return "~"
+
+    @property
+    def unknown(self) -> bool:
+        """Some field's live value could not be read: it is written blind."""
+        return any(not c.before_known for c in self.changes)
+
+    @property
+    def write_only(self) -> bool:
+        """Every field it changes is one POLYV does not return: nothing shows it differs,
+        and nothing could show it has been done. Written on every apply; not drift."""
+        return self.kind not in SWITCH_OFFS and all(not c.before_known for c in self.changes)
 
     def desired_values(self) -> dict[str, str | None]:
         """Field → the value to write: what the request that carries this out sends."""
@@ -153,28 +139,45 @@ class PlanProblem:
         }
 
 
+class ReadKind(StrEnum):
+    """What one live-state read fetches (see :mod:`bulkpolyv.operations`)."""
+
+    CALLBACKS = "callbacks"  # an account's callback/get: all three callbacks
+    MONITORS = "monitors"  # a channel's monitor/list
+    MONITORING = "monitoring"  # a channel's monitor/querySetting
+    CHANNEL_CALLBACKS = "channel callback setting"  # a channel's v3 callback/get-setting
+
+
+ChannelRef = tuple[str, int]  # (account, channel_id)
+
+
 @dataclass
 class LiveState:
     """What POLYV holds now, as far as the manifest manages it.
 
-    ``failures`` maps an account's callback (``ItemKey(account)``) or a channel
-    (``ItemKey(account, channel_id)``) whose read failed to the reason; it fails just those
-    items. ``account_failures`` holds accounts POLYV refused to authenticate: every item of
-    such an account is skipped.
+    ``callbacks`` holds, per account, the callbacks POLYV answered (a kind missing from
+    the answer is unknown, not "unset"). ``monitoring`` is a channel's switch, None when
+    POLYV did not say. ``follows_account`` is each checked channel's
+    ``globalSettingEnabled`` (``plan --check-channel-callbacks``). ``failures`` maps a read
+    (account, channel or 0, what) that failed to the reason; it fails just the items that
+    read serves. ``account_failures`` holds accounts POLYV refused to authenticate: every
+    item of such an account is skipped.
     """
 
-    callbacks: dict[str, str | None] = field(default_factory=dict)
-    monitors: dict[tuple[str, int], dict[int, Monitor]] = field(default_factory=dict)
-    failures: dict[ItemKey, str] = field(default_factory=dict)
+    callbacks: dict[str, Mapping[str, str | None]] = field(default_factory=dict)
+    monitors: dict[ChannelRef, dict[int, Monitor]] = field(default_factory=dict)
+    monitoring: dict[ChannelRef, str | None] = field(default_factory=dict)
+    follows_account: dict[ChannelRef, bool | None] = field(default_factory=dict)
+    failures: dict[tuple[str, int, ReadKind], str] = field(default_factory=dict)
     account_failures: dict[str, str] = field(default_factory=dict)
 
-    def failure(self, key: ItemKey) -> tuple[str, bool] | None:
-        """Why ``key`` (a callback or a channel) cannot be planned, and whether the whole
-        account is out; None when it was read."""
-        reason = self.account_failures.get(key.account)
+    def failure(self, account: str, channel_id: int, what: ReadKind) -> tuple[str, bool] | None:
+        """Why the items a read serves cannot be planned, and whether the whole account is
+        out; None when it was read."""
+        reason = self.account_failures.get(account)
         if reason is not None:
             return reason, True
-        reason = self.failures.get(key)
+        reason = self.failures.get((account, channel_id, what))
         return (reason, False) if reason is not None else None
 
 
@@ -190,17 +193,31 @@ class Plan:
     # What apply needs besides the operations: each account's credentials, built once.
     # Never serialised, never shown.
     credentials: Mapping[str, Credentials] = field(default_factory=dict, repr=False, compare=False)
+    managed_switches: int = 0  # channels whose ``monitoring`` the manifest sets
+    # Said under the plan, changing nothing: channels that ignore the account's callbacks.
+    warnings: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
+        """Something to write (apply asks, and writes)."""
         return bool(self.operations)
+
+    @property
+    def has_drift(self) -> bool:
+        """Something shown to differ: what `plan` exits 2 for. Write-only items are written
+        on every apply but are not drift — they could never be seen either way."""
+        return any(not o.write_only for o in self.operations)
 
     def counts(self) -> dict[str, int]:
         ops = self.operations
         return {
-            "change": sum(1 for o in ops if o.kind is not OpKind.SWITCH_OFF_CALLBACK),
-            "switch_off": sum(1 for o in ops if o.kind is OpKind.SWITCH_OFF_CALLBACK),
-            "unknown": sum(1 for o in ops if o.symbol == "?"),
+            "change": sum(1 for o in ops if o.kind not in SWITCH_OFFS and not o.write_only),
+            "switch_off": sum(1 for o in ops if o.kind in SWITCH_OFFS),
+            # changes written at least partly blind: some live value could not be read
+            "unknown": sum(
+                1 for o in ops if o.unknown and o.kind not in SWITCH_OFFS and not o.write_only
+            ),
+            "write_only": sum(1 for o in ops if o.write_only),
             "unchanged": len(self.unchanged),
             "errors": len(self.problems),
         }
@@ -213,6 +230,7 @@ class Plan:
             "counts": self.counts(),
             "operations": [o.to_dict() for o in self.operations],
             "problems": [p.to_dict() for p in self.problems],
+            "warnings": list(self.warnings),
         }
 
     def checksum(self) -> str:
@@ -227,14 +245,30 @@ def _text(value: str | None) -> str:
     return "(none)" if value is None else value
 
 
-def diff_callback(account: DesiredAccount, live: str | None) -> Operation | None:
-    if normalise_url(account.record_callback) == normalise_url(live):
+def diff_callback(
+    key: ItemKey, want: str | None, live: Mapping[str, str | None], source: Location
+) -> Operation | None:
+    """The change of one callback; ``live`` holds the kinds POLYV answered."""
+    kind = key.callback_kind
+    if kind in live:
+        if normalise_url(want) == normalise_url(live[kind]):
+            return None
+        change = FieldChange(key.setting, live[kind], want)
+    else:
+        change = FieldChange(key.setting, None, want, before_known=False)
+    op_kind = OpKind.SET_CALLBACK if want else OpKind.SWITCH_OFF_CALLBACK
+    return Operation(op_kind, key, (change,), source)
+
+
+def diff_monitoring(
+    key: ItemKey, want: str, live: str | None, source: Location
+) -> Operation | None:
+    """The change of a channel's switch; ``live`` None: POLYV did not say."""
+    if live == want:
         return None
-    kind = OpKind.SET_CALLBACK if account.record_callback else OpKind.SWITCH_OFF_CALLBACK
-    change = FieldChange("record_callback", live, account.record_callback)
-    return Operation(
-        kind, ItemKey(account.name), (change,), account.callback_source or account.source
-    )
+    change = FieldChange(MONITORING, live, want, before_known=live is not None)
+    kind = OpKind.SET_MONITORING if want == "Y" else OpKind.SWITCH_OFF_MONITORING
+    return Operation(kind, key, (change,), source)
 
 
 def diff_monitor(
@@ -261,44 +295,97 @@ def diff_monitor(
 # --- planning -------------------------------------------------------------------------------
 
 
+class _Planner:
+    """Collects operations, problems and unchanged items while make_plan walks a manifest."""
+
+    def __init__(self, live: LiveState) -> None:
+        self.live = live
+        self.operations: list[Operation] = []
+        self.problems: list[PlanProblem] = []
+        self.unchanged: list[tuple[ItemKey, Location]] = []
+
+    def add(self, key: ItemKey, op: Operation | None, source: Location) -> None:
+        self.operations.append(op) if op else self.unchanged.append((key, source))
+
+    def blocked(self, key: ItemKey, source: Location, channel_id: int, what: ReadKind) -> bool:
+        """Record a problem when the read behind ``key`` failed; True when it did."""
+        failure = self.live.failure(key.account, channel_id, what)
+        if failure:
+            self.problems.append(PlanProblem(key, failure[0], source, failure[1]))
+        return failure is not None
+
+
 def make_plan(manifest: Manifest, live: LiveState) -> Plan:
     """Every operation that brings POLYV to the manifest, plus what cannot be planned."""
-    operations: list[Operation] = []
-    problems: list[PlanProblem] = []
-    unchanged: list[tuple[ItemKey, Location]] = []
+    planner = _Planner(live)
     for account in manifest.accounts:
-        if account.manages_callback:
-            key = ItemKey(account.name)
-            source = account.callback_source or account.source
-            callback_failure = live.failure(key)
-            if callback_failure:
-                problems.append(PlanProblem(key, callback_failure[0], source, callback_failure[1]))
-            elif account.name in live.callbacks:
-                op = diff_callback(account, live.callbacks[account.name])
-                operations.append(op) if op else unchanged.append((key, source))
+        name = account.name
+        for kind, want in account.callbacks.items():
+            key = ItemKey.callback(name, kind)
+            source = account.callback_sources.get(kind, account.source)
+            if not planner.blocked(key, source, 0, ReadKind.CALLBACKS) and name in live.callbacks:
+                planner.add(key, diff_callback(key, want, live.callbacks[name], source), source)
         for channel in account.channels:
-            channel_key = ItemKey(account.name, channel.channel_id)
-            failure = live.failure(channel_key)
-            listed = live.monitors.get((account.name, channel.channel_id))
+            ref = (name, channel.channel_id)
+            if channel.monitoring is not None:
+                key = ItemKey.monitoring(*ref)
+                source = channel.monitoring_source or channel.source
+                if (
+                    not planner.blocked(key, source, channel.channel_id, ReadKind.MONITORING)
+                    and ref in live.monitoring
+                ):
+                    op = diff_monitoring(key, channel.monitoring, live.monitoring[ref], source)
+                    planner.add(key, op, source)
             for monitor in channel.monitors:
-                key = ItemKey(account.name, channel.channel_id, monitor.id)
-                if failure:
-                    problems.append(PlanProblem(key, failure[0], monitor.source, failure[1]))
-                elif listed is None:
-                    continue  # not read in this run (filtered out)
-                elif monitor.id not in listed:
-                    problems.append(
-                        PlanProblem(
-                            key,
-                            f"monitor account {monitor.id} does not exist on channel "
-                            f"{channel.channel_id} (POLYV has no endpoint to create one)",
-                            monitor.source,
-                        )
-                    )
-                else:
-                    op = diff_monitor(account.name, channel.channel_id, monitor, listed[monitor.id])
-                    operations.append(op) if op else unchanged.append((key, monitor.source))
-    return assemble_plan(manifest, operations, problems, unchanged)
+                _plan_monitor(planner, name, channel.channel_id, monitor)
+    return assemble_plan(
+        manifest, planner.operations, planner.problems, planner.unchanged, override_warnings(live)
+    )
+
+
+def _plan_monitor(
+    planner: _Planner, account: str, channel_id: int, monitor: DesiredMonitor
+) -> None:
+    key = ItemKey(account, channel_id, monitor.id)
+    if planner.blocked(key, monitor.source, channel_id, ReadKind.MONITORS):
+        return
+    listed = planner.live.monitors.get((account, channel_id))
+    if listed is None:
+        return  # not read in this run (filtered out)
+    if monitor.id not in listed:
+        planner.problems.append(
+            PlanProblem(
+                key,
+                f"monitor account {monitor.id} does not exist on channel {channel_id} "
+                "(POLYV has no endpoint to create one)",
+                monitor.source,
+            )
+        )
+        return
+    planner.add(key, diff_monitor(account, channel_id, monitor, listed[monitor.id]), monitor.source)
+
+
+def override_warnings(live: LiveState) -> tuple[str, ...]:
+    """One line per account whose channels ignore its callbacks (their own settings,
+    ``globalSettingEnabled: N``), and one per channel that could not be checked."""
+    own: dict[str, list[int]] = {}
+    for (account, channel_id), follows in live.follows_account.items():
+        if follows is False:
+            own.setdefault(account, []).append(channel_id)
+    lines = [
+        (
+            f"{account}: channels {', '.join(map(str, sorted(ids)))} use their own"
+            if len(ids) > 1
+            else f"{account}: channel {ids[0]} uses its own"
+        )
+        + " callback settings (globalSettingEnabled: N): the account's callbacks do not "
+        "reach them"
+        for account, ids in sorted(own.items(), key=lambda item: natural_key(item[0]))
+    ]
+    for (account, channel_id, what), reason in sorted(live.failures.items()):
+        if what is ReadKind.CHANNEL_CALLBACKS:
+            lines.append(f"{account}/{channel_id}: could not check its callback setting: {reason}")
+    return tuple(lines)
 
 
 def assemble_plan(
@@ -306,25 +393,23 @@ def assemble_plan(
     operations: Iterable[Operation],
     problems: Iterable[PlanProblem] = (),
     unchanged: Iterable[tuple[ItemKey, Location]] = (),
+    warnings: Iterable[str] = (),
 ) -> Plan:
     """A Plan for ``manifest``: entries sorted by item (so a plan reads the same every
     time, whatever order the reads finished in) and the managed counts the safety check
     needs."""
+    channels = [c for a in manifest.accounts for c in a.channels]
     return Plan(
         manifest=manifest.path,
         manifest_digest=manifest.digest,
         operations=tuple(sorted(operations, key=lambda o: o.key)),
         problems=tuple(sorted(problems, key=lambda p: p.key)),
         unchanged=tuple(sorted(unchanged, key=lambda u: u[0])),
-        managed_callbacks=sum(1 for a in manifest.accounts if a.manages_callback),
-        managed_enables=sum(
-            1
-            for a in manifest.accounts
-            for c in a.channels
-            for m in c.monitors
-            if m.enable is not None
-        ),
+        managed_callbacks=sum(len(a.callbacks) for a in manifest.accounts),
+        managed_enables=sum(1 for c in channels for m in c.monitors if m.enable is not None),
         credentials=credentials_by_account(manifest),
+        managed_switches=sum(1 for c in channels if c.monitoring is not None),
+        warnings=tuple(warnings),
     )
 
 
@@ -344,13 +429,17 @@ DESTRUCTIVE_MINIMUM = 10
 
 
 def check_safety(plan: Plan) -> SafetyVerdict:
-    """Refuse a plan that switches off more than 30 % of the managed callbacks or monitors
-    (and at least 10): the signature of a wrong manifest, not of a policy change."""
+    """Refuse a plan that switches off more than 30 % (and at least 10) of the managed
+    callbacks, channel monitor switches or monitor accounts: the signature of a wrong
+    manifest, not of a policy change."""
     reasons = []
-    offs = sum(1 for o in plan.operations if o.kind is OpKind.SWITCH_OFF_CALLBACK)
-    disables = sum(1 for o in plan.operations if o.kind is OpKind.UPDATE_MONITOR and o.destructive)
+    ops = plan.operations
+    offs = sum(1 for o in ops if o.kind is OpKind.SWITCH_OFF_CALLBACK)
+    switches = sum(1 for o in ops if o.kind is OpKind.SWITCH_OFF_MONITORING)
+    disables = sum(1 for o in ops if o.kind is OpKind.UPDATE_MONITOR and o.destructive)
     for count, managed, what in (
-        (offs, plan.managed_callbacks, "record callbacks switched off"),
+        (offs, plan.managed_callbacks, "callbacks switched off"),
+        (switches, plan.managed_switches, "channels' monitoring switched off"),
         (disables, plan.managed_enables, "monitor accounts disabled"),
     ):
         if count >= DESTRUCTIVE_MINIMUM and managed and count / managed > DESTRUCTIVE_SHARE:

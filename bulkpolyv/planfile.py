@@ -21,6 +21,7 @@ from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.manifest.model import DesiredAccount, Manifest
 from bulkpolyv.plan import (
     PLAN_FORMAT_VERSION,
+    READABLE_PLAN_FORMATS,
     FieldChange,
     ItemKey,
     Operation,
@@ -67,7 +68,7 @@ class ReviewedPlan:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ReviewedPlanError(f"{path}: not a readable plan file ({exc})") from None
-        if not isinstance(data, dict) or data.get("format_version") != PLAN_FORMAT_VERSION:
+        if not isinstance(data, dict) or data.get("format_version") not in READABLE_PLAN_FORMATS:
             raise ReviewedPlanError(f"{path}: not a bulkpolyv plan (format {PLAN_FORMAT_VERSION})")
         if data.get("manifest_digest") != manifest.digest:
             raise ReviewedPlanError(
@@ -131,15 +132,23 @@ class ReviewedPlan:
 
 
 def _desired(account: DesiredAccount, key: ItemKey) -> tuple[dict[str, str | None] | None, Any]:
+    """What the manifest asks of ``key`` now (field → value), and where; None when the
+    manifest no longer manages it."""
     if key.is_callback:
-        if not account.manages_callback:
+        kind = key.callback_kind
+        if kind not in account.callbacks:
             return None, account.source
-        return {"record_callback": account.record_callback}, (
-            account.callback_source or account.source
+        return {key.setting: account.callbacks[kind]}, account.callback_sources.get(
+            kind, account.source
         )
     for channel in account.channels:
-        if channel.channel_id == key.channel_id:
-            for monitor in channel.monitors:
-                if monitor.id == key.monitor_id:
-                    return {f: getattr(monitor, f) for f in monitor.managed_fields}, monitor.source
+        if channel.channel_id != key.channel_id:
+            continue
+        if key.is_monitoring:
+            if channel.monitoring is None:
+                return None, channel.source
+            return {key.setting: channel.monitoring}, channel.monitoring_source or channel.source
+        for monitor in channel.monitors:
+            if monitor.id == key.monitor_id:
+                return {f: getattr(monitor, f) for f in monitor.managed_fields}, monitor.source
     return None, account.source

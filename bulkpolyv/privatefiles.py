@@ -1,10 +1,23 @@
 """Files only their owner may read: the journal, the report and the run lock name accounts
-and channels, so each is created with mode 0600 (and its directory made when missing)."""
+and channels, so each is created with mode 0600 (and its directory made when missing).
+A file that cannot be created or written raises :class:`PrivateFileError`, a sentence
+naming the path and the operating system's reason, never a bare ``OSError``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from bulkpolyv.errors import BulkPolyvError
+
+
+class PrivateFileError(BulkPolyvError):
+    """A file bulkpolyv must write cannot be created or written."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.reason = error.strerror or str(error)
+        super().__init__(f"cannot write {path}: {self.reason}")
+        self.path = path
 
 
 def state_dir() -> Path:
@@ -17,8 +30,16 @@ def state_dir() -> Path:
 
 def open_private(path: Path, flags: int) -> int:
     """``os.open`` with mode 0600, enforced even when the file already existed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, flags, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a directory must be: say that, not "exists"
+        raise PrivateFileError(path, NotADirectoryError(20, "Not a directory")) from None
+    except OSError as exc:
+        raise PrivateFileError(path, exc) from None
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise PrivateFileError(path, exc) from None
     os.fchmod(fd, 0o600)
     return fd
 
@@ -27,8 +48,25 @@ def write_private(path: Path, text: str) -> None:
     """Write ``text`` atomically (temp file, fsync, rename), mode 0600."""
     temp = path.with_name(path.name + ".tmp")
     fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise PrivateFileError(path, exc) from None
+
+
+def check_writable(path: Path) -> None:
+    """Create (and remove) ``path``'s temp file, as :func:`write_private` will: a file
+    that cannot be written is found before a run sends anything."""
+    if path.is_dir():
+        raise PrivateFileError(path, IsADirectoryError(21, "Is a directory"))
+    temp = path.with_name(path.name + ".tmp")
+    try:
+        os.close(open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+    except PrivateFileError as error:
+        raise PrivateFileError(path, OSError(0, error.reason)) from None
+    temp.unlink(missing_ok=True)

@@ -85,9 +85,16 @@ async def probe_account(client: PolyvClient, account: ProbedAccount) -> AccountP
 async def _ask(
     result: AccountProbe, account: str, call: Callable[[], Awaitable[T]], check: str = "signature"
 ) -> T | None:
-    """Run one read; record a failure as the check it decides, and return None."""
+    """Run one read; record a failure as the check it decides, and return None. A
+    timestamp POLYV rejected is asked once more: the client now signs with the server's
+    time, which is what a run does too (the clock check reports the offset)."""
     try:
-        return await call()
+        try:
+            return await call()
+        except PolyvError as error:
+            if not error.timestamp_rejected:
+                raise
+            return await call()
     except PolyvError as error:
         if error.kind is ErrorKind.UNREACHABLE:
             result.add("host", "bad", str(error))
@@ -164,13 +171,19 @@ async def _check_monitors(
         )
 
 
+LEGEND = "✓ as bulkpolyv expects   ✗ a problem   ? could not be checked"
+
+
 def render_text(probes: list[AccountProbe]) -> str:
-    lines: list[str] = []
+    lines: list[str] = [LEGEND, ""]
     for probe in probes:
-        lines.append(f"account {probe.account}: {'usable' if probe.usable else 'NOT usable'}")
+        verdict = "usable" if probe.usable else "NOT usable: bulkpolyv cannot work on it"
+        lines.append(f"account {probe.account}: {verdict}")
         width = max((len(c.name) for c in probe.checks), default=0)
         for check in probe.checks:
             lines.append(f"  {SYMBOLS[check.mark]} {check.name.ljust(width)}  {check.detail}")
+        if probe.consequences:
+            lines.append("  What bulkpolyv will do differently on this account:")
         for consequence in probe.consequences:
             lines.append(f"  → {consequence}")
         lines.append("")

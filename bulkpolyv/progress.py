@@ -37,13 +37,17 @@ class RunProgress(RunEvents):
         self,
         *,
         stream: TextIO | None = None,
+        console: Console | None = None,
         interactive: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
-        self.stream = stream or sys.stderr
-        self.interactive = self.stream.isatty() if interactive is None else interactive
+        # One console for the bar and the log lines (logs.ConsoleHandler), so a warning is
+        # printed above the bar, never into it.
+        self.console = console or Console(file=stream or sys.stderr, soft_wrap=True)
+        self.stream = self.console.file
+        self.interactive = self.console.is_terminal if interactive is None else interactive
         self.clock = clock
         self.label = ""
         self.total = 0
@@ -76,7 +80,7 @@ class RunProgress(RunEvents):
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[detail]}"),
                 TimeRemainingColumn(),
-                console=Console(file=self.stream),
+                console=self.console,
                 transient=False,
             )
             self._bar.start()
@@ -91,6 +95,11 @@ class RunProgress(RunEvents):
             self._refresh()
             self._bar.stop()
             self._bar = None
+
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` (spent at the confirmation prompt) out of the run's rate."""
+        if self.started is not None:
+            self.started += seconds
 
     def outcome(self, outcome: ItemOutcome) -> None:
         self.counts[outcome.status] += 1

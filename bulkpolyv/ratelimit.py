@@ -49,13 +49,14 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
 from bulkpolyv.budget.base import BudgetUnavailable
 from bulkpolyv.concurrency import AutoConcurrency, ResizableSemaphore
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
+from bulkpolyv.stopping import Stop, StopKind, Stopped
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -64,7 +65,9 @@ Sleep = Callable[[float], Awaitable[None]]
 MIN_POLL = 0.001
 
 
-async def sleep_unless_stopped(seconds: float, stop: asyncio.Event | None, sleep: Sleep) -> bool:
+async def sleep_unless_stopped(
+    seconds: float, stop: asyncio.Event | Stop | None, sleep: Sleep
+) -> bool:
     """Sleep ``seconds`` or until ``stop`` is set; True when stopped."""
     if stop is None:
         await sleep(seconds)
@@ -197,7 +200,9 @@ class ArrivalWindowLimiter:
 
 class CoolDown:
     """A pause shared by every worker. Each trip is tagged with a generation so that the
-    429s of requests sent before the pause began do not start another one."""
+    429s of requests sent before the pause began do not start another one. No pause is
+    longer than ``seconds`` (``--cooldown``), whatever a ``Retry-After`` asks for: a 429
+    saying ``Retry-After: 100000`` must not park a nightly run for 27 hours."""
 
     def __init__(
         self, seconds: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
@@ -217,17 +222,61 @@ class CoolDown:
         return max(0.0, self.until - self._clock())
 
     def trip(self, sent_in_generation: int, seconds: float | None = None) -> bool:
-        """Start a pause, unless one already began after this request was sent."""
+        """Start a pause (at most ``self.seconds``), unless one already began after this
+        request was sent."""
         if sent_in_generation != self.generation:
             return False
+        pause = self.seconds if seconds is None else min(max(seconds, 0.0), self.seconds)
         self.generation += 1
         self.trips += 1
-        self.until = self._clock() + (seconds if seconds is not None else self.seconds)
+        self.until = self._clock() + pause
         return True
 
-    async def wait(self) -> None:
+    async def wait(self, stop: asyncio.Event | Stop | None = None) -> bool:
+        """Wait for the pause to end; False (at once) when ``stop`` is set first."""
         while (left := self.until - self._clock()) > 0:
-            await self._sleep(left)
+            if await sleep_unless_stopped(left, stop, self._sleep):
+                return False
+        return stop is None or not stop.is_set()
+
+
+class Reachability:
+    """Whether the host still answers, from the failures the gate sees.
+
+    A connection that fails before the host ever answered is the client's UNREACHABLE:
+    the gate stops the run at once. After the host has answered, a wall of failures that
+    are not POLYV answers (refused or reset connections, HTML pages from a WAF) may be an
+    IP block POLYV does not announce (nothing public says how a block looks): so the first
+    wall buys one cool-down, and if the first requests sent after it fail the same way, the
+    run stops as unreachable instead of pausing again and again (issue 12: ~2.5 h of
+    "rate limit" pauses for 301 reads against a closed port).
+    """
+
+    def __init__(self, burst: int) -> None:
+        self.burst = burst
+        self.after_cooldown = min(3, burst)
+        self.failures_in_a_row = 0
+        self.wall_generation: int | None = None  # the cool-down a wall bought, if any
+        self.failures_after_wall = 0
+
+    def answered(self) -> None:
+        self.failures_in_a_row = self.failures_after_wall = 0
+        self.wall_generation = None
+
+    def failed(self, generation: int) -> str | None:
+        """One more wall-like failure of a request sent in ``generation``: "cooldown",
+        "unreachable", or None (keep going)."""
+        if self.wall_generation is not None and generation > self.wall_generation:
+            self.failures_after_wall += 1
+            if self.failures_after_wall >= self.after_cooldown:
+                return "unreachable"
+            return None
+        self.failures_in_a_row += 1
+        if self.failures_in_a_row >= self.burst and self.wall_generation is None:
+            self.failures_in_a_row = 0
+            self.wall_generation = generation
+            return "cooldown"
+        return None
 
 
 class RequestGate:
@@ -238,10 +287,12 @@ class RequestGate:
     (waiting for a pooled connection included) and follows: :attr:`ceiling` is the most it
     will ever let go, what the worker pool and the connection pool are sized to.
 
-    It also watches what comes back: a rate-limit answer trips the cool-down, and so does a
-    burst of connection failures (an IP block may look like refused connections). A budget
-    store that fails (:class:`BudgetUnavailable`) ends sending: the failing acquire raises
-    it, and so does every later :meth:`slot` — the run must stop, not go on uncounted.
+    It also watches what comes back: a rate-limit answer trips the cool-down; an
+    unreachable host, or a wall of failures that outlasts one cool-down, stops the run
+    (:class:`Reachability`). Every wait in :meth:`slot` races ``stop``, and ``stop`` is
+    checked once more right before the request goes out: nothing is sent after a stop. A
+    budget store that fails (:class:`BudgetUnavailable`) stops the run too (aborted, with
+    the store's sentence): without the shared count nothing may be sent.
     """
 
     def __init__(
@@ -252,6 +303,7 @@ class RequestGate:
         *,
         connection_failure_burst: int = 50,
         events: RunEvents | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.limiter = limiter
         self.cooldown = cooldown
@@ -261,10 +313,9 @@ class RequestGate:
         self.in_flight = ResizableSemaphore(
             self.auto.target if self.auto is not None else self.ceiling
         )
-        self.broken: BudgetUnavailable | None = None
-        self._burst = connection_failure_burst
-        self._failures_in_a_row = 0
+        self.reachability = Reachability(connection_failure_burst)
         self.events = events or RunEvents()
+        self.stop = stop or Stop()
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -281,52 +332,71 @@ class RequestGate:
                 # Answered, failed, timed out or cancelled mid-send: it may have arrived, so
                 # its place is held W from now (rule 1), never given back.
                 await self._complete(permit)
-            self._failures_in_a_row = 0
+            self.reachability.answered()
 
     async def _permit(self) -> Permit:
-        """A place in the window outside any cool-down (raises BudgetUnavailable)."""
+        """A place in the window, outside any cool-down, unless the run stops first
+        (:class:`Stopped`)."""
         while True:
-            if self.broken is not None:
-                raise self.broken
-            await self.cooldown.wait()
-            try:
-                permit = await self.limiter.acquire()
-            except BudgetUnavailable as error:
-                self.broken = error
-                raise
-            if not self.cooldown.active:
-                return permit
-            try:
-                await permit.cancel()  # a pause began while we waited: nothing was sent
-            except BudgetUnavailable as error:
-                self.broken = error
-                raise
+            await self.cooldown.wait(self.stop)
+            with self._stop_on_budget_failure():
+                permit = await self.limiter.acquire_until(self.stop)  # type: ignore[arg-type]
+            if permit is None:
+                self.stop.check()  # stopped while waiting for a place
+                continue
+            if self.stop.is_set() or self.cooldown.active:
+                # stopping, or a pause began while we waited: nothing was sent
+                with self._stop_on_budget_failure():
+                    await permit.cancel()
+                self.stop.check()
+                continue
+            return permit
 
     async def _complete(self, permit: Permit) -> None:
-        try:
+        # The answer is in, so this request's outcome stands even if the store fails now:
+        # its place stays counted until its lease runs out (longer than W after the
+        # answer), so the bound holds; the stop keeps anything else from being sent.
+        with contextlib.suppress(Stopped), self._stop_on_budget_failure():
             await permit.complete()
-        except BudgetUnavailable as error:
-            # The answer is in, so this request's outcome stands. Its place stays counted
-            # until its lease runs out (longer than W after the answer), so the bound holds;
-            # what must not happen is another send: every later slot() raises this.
-            self.broken = error
         if self.auto is not None:
             self.in_flight.resize(self.auto.observe(self.limiter.clock() - permit.granted_at))
+
+    @contextlib.contextmanager
+    def _stop_on_budget_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except BudgetUnavailable as error:
+            self.stop.set(str(error), kind=StopKind.ABORTED)
+            raise Stopped(self.stop.reason or str(error)) from error
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._slot()
 
     def _observe(self, error: PolyvError, generation: int) -> None:
+        if error.kind is ErrorKind.UNREACHABLE:
+            # The host never answered: every request would fail the same way.
+            self.stop.set(error.message, kind=StopKind.UNREACHABLE)
+            return
         if error.kind is ErrorKind.RATE_LIMITED:
+            self.reachability.answered()  # POLYV itself answered
             self._trip(generation, error.retry_after)
             return
-        if error.kind is ErrorKind.TRANSIENT and error.http_status is None:
-            self._failures_in_a_row += 1
-            if self._failures_in_a_row >= self._burst:
-                self._failures_in_a_row = 0
-                self._trip(generation, None)
+        wall_like = error.foreign or (
+            error.kind is ErrorKind.TRANSIENT and error.http_status is None
+        )
+        if not wall_like:
+            self.reachability.answered()
             return
-        self._failures_in_a_row = 0
+        verdict = self.reachability.failed(generation)
+        if verdict == "cooldown":
+            self._trip(generation, None)
+        elif verdict == "unreachable":
+            self.stop.set(
+                f"the API host stopped answering after answering normally, and still fails "
+                f"after a {self.cooldown.seconds:g} s pause (possibly this IP is blocked): "
+                f"{error.message}",
+                kind=StopKind.UNREACHABLE,
+            )
 
     def _trip(self, generation: int, seconds: float | None) -> None:
         if self.cooldown.trip(generation, seconds):

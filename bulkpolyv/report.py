@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ class ItemOutcome:
     request_id: str | None = None
     source: str = ""
     duration: float = 0.0
+    # Read back after the write (``apply --verify``): True it stuck, False it did not,
+    # None not checked or not checkable (a field POLYV does not return).
+    verified: bool | None = None
 
     @classmethod
     def of_operation(cls, op: Operation, status: Status, **details: Any) -> ItemOutcome:
@@ -82,6 +86,7 @@ class ItemOutcome:
             "request_id": self.request_id,
             "source": self.source,
             "duration": round(self.duration, 3),
+            "verified": self.verified,
         }
 
 
@@ -98,21 +103,56 @@ def settled_outcomes(plan: Plan) -> Iterator[ItemOutcome]:
         )
 
 
-def not_attempted(operations: Iterable[Operation], done: set[ItemKey]) -> Iterator[ItemOutcome]:
+def not_attempted(
+    operations: Iterable[Operation],
+    done: set[ItemKey],
+    reason: str = "not attempted: the run was interrupted",
+) -> Iterator[ItemOutcome]:
     """The operations never dispatched because the run was stopped."""
     for op in operations:
         if op.key not in done:
-            yield ItemOutcome.of_operation(
-                op, Status.SKIPPED, message="not attempted: the run was interrupted"
-            )
+            yield ItemOutcome.of_operation(op, Status.SKIPPED, message=reason)
+
+
+def skipped_items(keys: Iterable[ItemKey], reason: str) -> list[ItemOutcome]:
+    """Every item of a run stopped before its plan was made (the read phase)."""
+    return [ItemOutcome(key, Status.SKIPPED, message=reason) for key in keys]
 
 
 class ApplyStatus(StrEnum):
+    """How a run ended. ``completed`` only when every item ran and none failed, was
+    skipped or conflicted (``partial`` otherwise); ``interrupted`` by a signal; ``aborted``
+    when it could not go on (the host unreachable, the journal unwritable, a bug)."""
+
     NOTHING_TO_DO = "nothing_to_do"
     REFUSED = "refused_by_safety"
     DECLINED = "declined"
     COMPLETED = "completed"
+    PARTIAL = "partial"
     INTERRUPTED = "interrupted"
+    ABORTED = "aborted"
+
+
+# The process exit status of each ending (README "Exit codes"; cli's ExitCode has the names).
+EXIT_CODES = {
+    ApplyStatus.NOTHING_TO_DO: 0,
+    ApplyStatus.COMPLETED: 0,
+    ApplyStatus.DECLINED: 1,
+    ApplyStatus.PARTIAL: 3,
+    ApplyStatus.ABORTED: 3,
+    ApplyStatus.REFUSED: 4,
+    ApplyStatus.INTERRUPTED: 130,
+}
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What was run, for the report: the command line without secrets (the CLI builds
+    it; secrets never come through flags), and the API base the run talked to."""
+
+    command: str = ""
+    flags: dict[str, Any] = field(default_factory=dict)
+    api_base: str = ""
 
 
 @dataclass
@@ -124,6 +164,19 @@ class ApplyResult:
     duration: float = 0.0  # seconds since apply began, reads included
     safety_reasons: tuple[str, ...] = ()
     journal: Path | None = None
+    verify: bool = False  # the writes were read back (``apply --verify``)
+    reason: str = ""  # why an interrupted or aborted run stopped
+
+    def settle(self) -> None:
+        """``completed`` becomes ``partial`` when some item did not end well."""
+        c = self.counts
+        troubled = c["failed"] or c["skipped"] or c["conflict"]
+        if self.status is ApplyStatus.COMPLETED and troubled:
+            self.status = ApplyStatus.PARTIAL
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -135,28 +188,48 @@ class ApplyResult:
     @property
     def summary(self) -> str:
         """The final line a run prints."""
-        if self.status is ApplyStatus.INTERRUPTED and not self.outcomes:
+        c = self.counts
+        if self.status in (ApplyStatus.INTERRUPTED, ApplyStatus.ABORTED) and not (
+            c["changed"] or c["failed"] or c["unchanged"]
+        ):
             return (
-                f"interrupted while reading the live state; nothing was written "
+                f"{self.status.value} while reading the live state; nothing was written "
                 f"(requests={self.requests})"
             )
-        c = self.counts
         conflicts = f"conflicts={c['conflict']} " if c["conflict"] else ""
+        unverified = sum(
+            1 for o in self.outcomes if o.status is Status.CHANGED and o.verified is None
+        )
+        shown = f"unverified={unverified} " if self.verify and unverified else ""
         return (
             f"changed={c['changed']} unchanged={c['unchanged']} "
-            f"failed={c['failed']} skipped={c['skipped']} {conflicts}"
+            f"failed={c['failed']} skipped={c['skipped']} {conflicts}{shown}"
             f"requests={self.requests} in {self.duration:.1f}s"
         )
 
 
 def build_report(
-    result: ApplyResult, *, manifest_digest: str, started: str, cooldowns: int
+    result: ApplyResult,
+    *,
+    manifest_digest: str,
+    started: str,
+    cooldowns: int,
+    manifest_path: str = "",
+    invocation: Invocation | None = None,
 ) -> dict[str, Any]:
+    invocation = invocation or Invocation()
     return {
         "format_version": REPORT_FORMAT_VERSION,
+        "tool_version": tool_version(),
         "manifest": result.plan.manifest,
+        "manifest_path": str(Path(manifest_path or result.plan.manifest).resolve()),
         "manifest_digest": manifest_digest,
+        "api_base": invocation.api_base,
+        "command": invocation.command,
+        "flags": invocation.flags,
         "status": result.status.value,
+        "reason": result.reason,
+        "exit_code": result.exit_code,
         "started": started,
         "finished": now_iso(),
         "duration": round(result.duration, 3),
@@ -165,13 +238,45 @@ def build_report(
     }
 
 
+def tool_version() -> str:
+    try:
+        return metadata.version("bulkpolyv")
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the report atomically (temp file + rename), mode 0600."""
     write_private(path, json.dumps(report, indent=2, ensure_ascii=False))
 
 
-def failed_items(path: Path) -> set[ItemKey]:
-    """The failed and skipped items of an earlier run's report."""
+# What --retry-failed runs again: everything that did not end well.
+RETRIED = frozenset({Status.FAILED.value, Status.SKIPPED.value, Status.CONFLICT.value})
+
+
+def failed_items(path: Path, manifest_digest: str | None = None) -> set[ItemKey]:
+    """The failed, skipped and conflicting items of an earlier run's report — which must
+    be a report of the manifest whose digest is ``manifest_digest``."""
+    report = read_report(path)
+    if manifest_digest is not None and report.get("manifest_digest") != manifest_digest:
+        raise ReportError(
+            f"{path}: this report is of another manifest, or the manifest changed since that "
+            "run: --retry-failed takes a report of this manifest (run apply without it)"
+        )
+    keys = set()
+    for number, item in enumerate(report["items"], start=1):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("not an object")
+            if item.get("status") in RETRIED:
+                keys.add(ItemKey.from_dict(item))
+        except ValueError as exc:
+            raise ReportError(f"{path}: item {number} of the report is broken: {exc}") from None
+    return keys
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A report file as written by :func:`write_report`; ReportError naming the file if not."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -186,13 +291,4 @@ def failed_items(path: Path) -> set[ItemKey]:
             f"{path}: report format {version!r}, this bulkpolyv reads format "
             f"{REPORT_FORMAT_VERSION}"
         )
-    keys = set()
-    for number, item in enumerate(report["items"], start=1):
-        try:
-            if not isinstance(item, dict):
-                raise ValueError("not an object")
-            if item.get("status") in (Status.FAILED.value, Status.SKIPPED.value):
-                keys.add(ItemKey.from_dict(item))
-        except ValueError as exc:
-            raise ReportError(f"{path}: item {number} of the report is broken: {exc}") from None
-    return keys
+    return report

@@ -3,8 +3,11 @@ combines them with the stop signal.
 
 Each request is retried by tenacity according to :class:`RetryPolicy`: transient errors
 back off with full jitter (``Retry-After`` wins when POLYV sends one), rate-limit answers
-wait for the gate's cool-down, permanent errors fail at once. An ``auth`` error opens the
-account's :class:`AccountCircuit`: nothing more is sent for that account.
+wait for the gate's cool-down, permanent errors fail at once. No wait is longer than the
+backoff cap, whatever ``Retry-After`` says, and every wait races the run's
+:class:`~bulkpolyv.stopping.Stop`. An ``auth`` error opens the account's
+:class:`AccountCircuit`: nothing more is sent for that account; a ``feature_missing`` error
+(1081) opens the channel's :class:`ChannelCircuit`: nothing more is sent for its monitors.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
+from bulkpolyv.ratelimit import sleep_unless_stopped
+from bulkpolyv.stopping import Stop, Stopped
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -39,10 +44,12 @@ class RetryPolicy:
     def wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, PolyvError):
-            if error.retry_after is not None:
-                return min(error.retry_after, self.backoff_cap * 10)
             if error.kind is ErrorKind.RATE_LIMITED:
-                return 0.0  # the gate holds every request until the cool-down is over
+                # The gate holds every request until the cool-down (capped at --cooldown,
+                # whatever Retry-After says) is over; waiting here as well would add to it.
+                return 0.0
+            if error.retry_after is not None:
+                return min(error.retry_after, self.backoff_cap)
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
         return self.rng.uniform(0, ceiling)  # full jitter
 
@@ -70,6 +77,33 @@ class AccountCircuit:
         self.open.setdefault(account, str(error))
 
 
+class ChannelFailed(Exception):
+    """An item of a channel whose monitor feature is missing: it fails with the error the
+    channel's first request got, without a request of its own."""
+
+    def __init__(self, error: PolyvError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class ChannelCircuit:
+    """Channels whose monitor feature POLYV says is missing (1081): their other monitor
+    items are not sent and fail with the one error, so a channel without the feature is
+    one cause in the report (one message per channel), not a request and a different
+    failure per monitor. The account's callbacks and its other channels go on."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, int], PolyvError] = {}
+
+    def check(self, account: str, channel_id: int) -> None:
+        error = self.open.get((account, channel_id))
+        if error is not None:
+            raise ChannelFailed(error)
+
+    def trip(self, account: str, channel_id: int, error: PolyvError) -> None:
+        self.open.setdefault((account, channel_id), error)
+
+
 @dataclass
 class Attempted:
     """One request's tries so far, and the error the last failed one got."""
@@ -82,21 +116,30 @@ class RetryingCaller:
     """Sends one request for an account, retrying per the policy, unless the run is
     stopping or the account's circuit is open (then :class:`Skip`)."""
 
-    def __init__(self, policy: RetryPolicy, events: RunEvents) -> None:
+    def __init__(self, policy: RetryPolicy, events: RunEvents, stop: Stop | None = None) -> None:
         self.policy = policy
         self.events = events
         self.circuit = AccountCircuit()
-        self.stopping = asyncio.Event()
+        self.channels = ChannelCircuit()
+        self.stop = stop or Stop()
+
+    async def _sleep(self, seconds: float) -> None:
+        """The policy's sleep, raced against the stop: a backoff ends at once on a stop."""
+        if await sleep_unless_stopped(seconds, self.stop, self.policy.sleep):
+            raise Interrupted(f"not attempted again: {self.stop.reason}")
 
     async def _attempt(
         self, account: str, call: Callable[[], Awaitable[T]], record: Attempted
     ) -> T:
-        if self.stopping.is_set():
-            raise Interrupted("interrupted before this request was sent")
+        if self.stop.is_set():
+            raise Interrupted(f"not attempted: {self.stop.reason}")
         self.circuit.check(account)
         record.attempts += 1
         try:
             return await call()
+        except Stopped:  # stopped while waiting in the gate: this try was never sent
+            record.attempts -= 1
+            raise Interrupted(f"not attempted: {self.stop.reason}") from None
         except PolyvError as error:
             record.error = error
             if error.kind is ErrorKind.AUTH:
@@ -130,7 +173,7 @@ class RetryingCaller:
             wait=self.policy.wait,
             before_sleep=before_sleep,
             retry=retry_if_exception(lambda e: isinstance(e, PolyvError) and e.retryable),
-            sleep=self.policy.sleep,
+            sleep=self._sleep,
             reraise=True,
         )
         async for attempt in retrying:

@@ -15,7 +15,6 @@ import dataclasses
 import fnmatch
 import os
 import random
-import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,16 +26,28 @@ import aiohttp
 from bulkpolyv.budget import WindowStore, make_store, opened
 from bulkpolyv.client import PolyvClient, new_session
 from bulkpolyv.concurrency import AutoConcurrency
+from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import FanOut, RunEvents
-from bulkpolyv.executor import Executor, reads_for
-from bulkpolyv.journal import Journal
+from bulkpolyv.executor import Executor
+from bulkpolyv.journal import Journal, prune_journals, retention_days
 from bulkpolyv.manifest.model import Limits, Manifest
+from bulkpolyv.operations import reads_for
 from bulkpolyv.plan import ItemKey, Plan, check_safety, make_plan
 from bulkpolyv.planfile import ReviewedPlan
+from bulkpolyv.privatefiles import check_writable
 from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
-from bulkpolyv.report import ApplyResult, ApplyStatus, build_report, now_iso, write_report
+from bulkpolyv.report import (
+    ApplyResult,
+    ApplyStatus,
+    Invocation,
+    build_report,
+    now_iso,
+    skipped_items,
+    write_report,
+)
 from bulkpolyv.retry import RetryPolicy, Sleep
 from bulkpolyv.shard import Shard
+from bulkpolyv.stopping import Stop, StopKind
 
 
 @dataclass
@@ -71,6 +82,7 @@ class Runtime:
     executor: Executor
     events: RunEvents
     journal: Journal | None
+    stop: Stop  # the run's one stop: signals, an unreachable host, a journal that fails
 
 
 def budget_spec(
@@ -117,6 +129,7 @@ async def open_runtime(
     limits = manifest.limits
     api_base = settings.api_base or manifest.api_base
     timeout = settings.timeout or limits.timeout
+    stop = Stop()
     observers = FanOut(*(o for o in (events, journal) if o is not None))
     async with contextlib.AsyncExitStack() as stack:
         if store is None:
@@ -136,6 +149,7 @@ async def open_runtime(
             concurrency_for(settings, limits, clock),
             connection_failure_burst=settings.connection_failure_burst,
             events=observers,
+            stop=stop,
         )
         policy = RetryPolicy(
             attempts=settings.attempts or limits.attempts,
@@ -151,22 +165,51 @@ async def open_runtime(
         )
         # As many workers as the gate could ever let go: they wait at the gate, not here.
         executor = Executor(
-            client, concurrency=gate.ceiling, policy=policy, clock=clock, events=observers
+            client,
+            concurrency=gate.ceiling,
+            policy=policy,
+            clock=clock,
+            events=observers,
+            stop=stop,
         )
-        yield Runtime(gate, executor, observers, journal)
+        yield Runtime(gate, executor, observers, journal, stop)
 
 
-async def read_plan(runtime: Runtime, manifest: Manifest) -> Plan:
-    """Read the live state (a ``read`` phase for the observers) and plan."""
-    total = sum(1 for _ in reads_for(manifest))
-    runtime.events.phase("read", total, lambda: runtime.gate.sent)
+class RunStopped(BulkPolyvError):
+    """The read phase stopped because the run cannot go on (the host is unreachable):
+    the one sentence ``plan`` prints, exit 1."""
+
+
+async def read_plan(
+    runtime: Runtime, manifest: Manifest, *, check_channel_callbacks: bool = False
+) -> Plan:
+    """Read the live state (a ``read`` phase for the observers) and plan; with
+    ``check_channel_callbacks``, also each channel's callback setting, for the warning
+    about channels that ignore their account's callbacks. Raises :class:`RunStopped` when
+    the host turned out unreachable (no plan can be trusted)."""
+    reads = list(reads_for(manifest, check_channel_callbacks=check_channel_callbacks))
+    runtime.events.phase("read", len(reads), lambda: runtime.gate.sent)
     try:
-        live = await runtime.executor.refresh(manifest)
+        live = await runtime.executor.refresh(manifest, reads)
     finally:
         runtime.events.phase_done()
-    if runtime.executor.budget_failure is not None:
-        raise runtime.executor.budget_failure  # a partial read is no plan
+    stop = runtime.stop
+    if stop.is_set() and stop.kind is not StopKind.INTERRUPTED:
+        raise RunStopped(stop.reason or "stopped")  # unreachable, or the budget failed
     return make_plan(manifest, live)
+
+
+def managed_items(manifest: Manifest) -> Iterator[ItemKey]:
+    """Every item ``manifest`` manages: each account's callbacks, each channel's monitor
+    switch and each monitor account."""
+    for account in manifest.accounts:
+        for kind in sorted(account.callbacks):
+            yield ItemKey.callback(account.name, kind)
+        for channel in account.channels:
+            if channel.monitoring is not None:
+                yield ItemKey.monitoring(account.name, channel.channel_id)
+            for monitor in channel.monitors:
+                yield ItemKey(account.name, channel.channel_id, monitor.id)
 
 
 # --- choosing what to run on --------------------------------------------------------------
@@ -197,9 +240,12 @@ def select(
     for account in manifest.accounts:
         if shard is not None and not shard.owns(account.name):
             continue
-        manages = account.manages_callback and wanted(account.name, None)
-        if keys is not None:
-            manages = manages and ItemKey(account.name) in keys
+        callbacks = {
+            kind: url
+            for kind, url in account.callbacks.items()
+            if wanted(account.name, None)
+            and (keys is None or ItemKey.callback(account.name, kind) in keys)
+        }
         channels = []
         for channel in account.channels:
             if not wanted(account.name, channel.channel_id):
@@ -213,11 +259,19 @@ def select(
                     if ItemKey(account.name, channel.channel_id, m.id) in keys
                 )
             )
-            if monitors:
-                channels.append(dataclasses.replace(channel, monitors=monitors))
-        if manages or channels:
+            monitoring = channel.monitoring
+            if (
+                keys is not None
+                and ItemKey.monitoring(account.name, channel.channel_id) not in keys
+            ):
+                monitoring = None
+            if monitors or monitoring is not None:
+                channels.append(
+                    dataclasses.replace(channel, monitors=monitors, monitoring=monitoring)
+                )
+        if callbacks or channels:
             accounts.append(
-                dataclasses.replace(account, manages_callback=manages, channels=tuple(channels))
+                dataclasses.replace(account, callbacks=callbacks, channels=tuple(channels))
             )
     return dataclasses.replace(manifest, accounts=tuple(accounts))
 
@@ -235,36 +289,101 @@ async def apply(
     handle_signals: bool = True,
     reviewed: ReviewedPlan | None = None,
     verify: bool = False,
+    invocation: Invocation | None = None,
+    journal_days: float | None = None,
 ) -> ApplyResult:
-    """Read, plan, check safety, confirm, then apply, journal and report."""
+    """Preflight, read, plan, check safety, confirm, then apply, journal and report.
+
+    Every file the run writes is opened before its first request (:func:`preflight`). From
+    then on, whatever ends the run — done, a signal, an unreachable host, a full disk, a
+    bug — the report is written and says so; only a refusal or a declined prompt writes none.
+    """
     started_wall, started = now_iso(), time.monotonic()
-    executor = runtime.executor
-    if reviewed is not None:
-        plan = reviewed.plan  # exactly what was reviewed; each item is re-read before writing
-    else:
-        with _stop_on_signals(executor, handle_signals):
-            plan = await read_plan(runtime, manifest)
-    result = check_before_writing(
-        plan, interrupted=executor.stopping.is_set(), confirm=confirm, force=force
-    )
-    if result.status is ApplyStatus.INTERRUPTED:  # while reading: a partial plan, never applied
-        result.requests = runtime.gate.sent
-    if result.status not in (ApplyStatus.COMPLETED, ApplyStatus.NOTHING_TO_DO):
-        return result
-    with _stop_on_signals(executor, handle_signals):
-        try:
-            await _write_plan(result, runtime, manifest, reviewed, verify)
-        finally:
-            result.duration = time.monotonic() - started  # the reads included
-            if report_path is not None:
-                report = build_report(
-                    result,
-                    manifest_digest=manifest.digest,
-                    started=started_wall,
-                    cooldowns=runtime.gate.cooldown.trips,
-                )
-                write_report(report_path, report)
+    preflight(report_path, runtime.journal, journal_days)
+    result = ApplyResult(ApplyStatus.COMPLETED, _empty_plan(manifest))
+    prompt = TimedConfirm(confirm)  # time at the prompt is not part of the run's duration
+    try:
+        with runtime.stop.on_signals(handle_signals):
+            plan = reviewed.plan if reviewed is not None else await _read(runtime, manifest)
+        if runtime.stop.is_set():  # while reading: nothing was written
+            _stopped_while_reading(result, runtime, manifest)
+        else:
+            result = check_before_writing(plan, interrupted=False, confirm=prompt, force=force)
+            result.verify = verify
+            if result.status not in (ApplyStatus.COMPLETED, ApplyStatus.NOTHING_TO_DO):
+                return result
+            with runtime.stop.on_signals(handle_signals):
+                await _write_plan(result, runtime, manifest, reviewed, verify)
+    except Exception as error:  # a true record instead of a traceback
+        runtime.executor.abort("unexpected error", error)
+        _stopped_while_reading(result, runtime, manifest)
+    finally:
+        if runtime.journal is not None:
+            await runtime.journal.close()
+    result.requests = runtime.gate.sent
+    result.duration = time.monotonic() - started - prompt.seconds  # the reads included
+    if report_path is not None:
+        report = build_report(
+            result,
+            manifest_digest=manifest.digest,
+            started=started_wall,
+            cooldowns=runtime.gate.cooldown.trips,
+            manifest_path=manifest.path,
+            invocation=invocation,
+        )
+        write_report(report_path, report)
     return result
+
+
+class TimedConfirm:
+    """The confirmation prompt, timing how long the operator took to answer."""
+
+    def __init__(self, confirm: Callable[[Plan], bool]) -> None:
+        self._confirm = confirm
+        self.seconds = 0.0
+
+    def __call__(self, plan: Plan) -> bool:
+        asked = time.monotonic()
+        try:
+            return self._confirm(plan)
+        finally:
+            self.seconds += time.monotonic() - asked
+
+
+def preflight(report_path: Path | None, journal: Journal | None, days: float | None) -> None:
+    """Open or create every file the run writes before anything is sent; a file that
+    cannot be written raises PrivateFileError (a sentence with the path and the reason).
+    Old journals beside this one are pruned here too."""
+    if report_path is not None:
+        check_writable(report_path)
+    if journal is not None:
+        journal.open()
+        keep = retention_days() if days is None else days
+        prune_journals(journal.path.parent, keep, keep=journal.path)
+
+
+async def _read(runtime: Runtime, manifest: Manifest) -> Plan:
+    try:
+        return await read_plan(runtime, manifest)
+    except RunStopped:  # the stop says why; the report lists every item as skipped
+        return _empty_plan(manifest)
+
+
+def _empty_plan(manifest: Manifest) -> Plan:
+    return Plan(manifest.path, manifest.digest, (), (), (), 0, 0)
+
+
+def _stopped_while_reading(result: ApplyResult, runtime: Runtime, manifest: Manifest) -> None:
+    """A run stopped before (or while) writing: what is known so far, and every other
+    managed item skipped with the stop's reason, so ``--retry-failed`` can finish it."""
+    stop = runtime.stop
+    result.status = (
+        ApplyStatus.INTERRUPTED if stop.kind is StopKind.INTERRUPTED else ApplyStatus.ABORTED
+    )
+    result.reason = stop.reason or ""
+    done = {outcome.key for outcome in result.outcomes}
+    rest = (key for key in managed_items(manifest) if key not in done)
+    result.outcomes += skipped_items(rest, f"not attempted: {result.reason}")
 
 
 def check_before_writing(
@@ -295,50 +414,43 @@ async def _write_plan(
 ) -> None:
     """The writes, between the journal's ``start`` and ``end`` lines; fills ``result``."""
     plan, journal, executor = result.plan, runtime.journal, runtime.executor
+    if journal is not None:
+        result.journal = journal.path
+        journal.start()
+        _journal_line(runtime, {
+            "event": "start",
+            "manifest": manifest.path,
+            "manifest_digest": manifest.digest,
+            "plan_checksum": plan.checksum(),
+            "operations": len(plan.operations),
+        })  # fmt: skip
+    total = len(plan.operations) + len(plan.problems) + len(plan.unchanged)
+    runtime.events.phase("apply", total, lambda: runtime.gate.sent)
     try:
-        if journal is not None:
-            result.journal = journal.path
-            journal.start()
-            journal.write(
-                {
-                    "event": "start",
-                    "manifest": manifest.path,
-                    "manifest_digest": manifest.digest,
-                    "plan_checksum": plan.checksum(),
-                    "operations": len(plan.operations),
-                }
-            )
-        total = len(plan.operations) + len(plan.problems) + len(plan.unchanged)
-        runtime.events.phase("apply", total, lambda: runtime.gate.sent)
-        try:
-            conflicts = reviewed.conflict if reviewed is not None else None
-            result.outcomes = await executor.apply(plan, conflicts=conflicts, verify=verify)
-        finally:
-            runtime.events.phase_done()
-        if executor.stopping.is_set():
-            result.status = ApplyStatus.INTERRUPTED
-        result.requests = runtime.gate.sent
-        if journal is not None:
-            end = {"event": "end", "status": result.status.value, **result.counts}
-            journal.write({**end, "requests": result.requests})
+        conflicts = reviewed.conflict if reviewed is not None else None
+        result.outcomes = await executor.apply(plan, conflicts=conflicts, verify=verify)
     finally:
-        if journal is not None:
-            await journal.close()
+        runtime.events.phase_done()
+    stop = runtime.stop
+    if stop.is_set():
+        kind = stop.kind
+        result.status = (
+            ApplyStatus.INTERRUPTED if kind is StopKind.INTERRUPTED else ApplyStatus.ABORTED
+        )
+        result.reason = stop.reason or ""
+    else:
+        result.settle()
+    result.requests = runtime.gate.sent
+    end = {"event": "end", "status": result.status.value, "reason": result.reason}
+    _journal_line(runtime, {**end, **result.counts, "requests": result.requests})
 
 
-@contextlib.contextmanager
-def _stop_on_signals(executor: Executor, enabled: bool) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the executor to stop dispatching (requests in flight finish).
-    Not held around the confirmation prompt: there, Ctrl-C must end the program at once."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    if enabled:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, executor.stop)
-                installed.append(signum)
+def _journal_line(runtime: Runtime, record: dict[str, object]) -> None:
+    """A start or end line; a journal that fails stops the run (before the first write,
+    nothing is sent at all)."""
+    if runtime.journal is None:
+        return
     try:
-        yield
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        runtime.journal.write(record)
+    except BulkPolyvError as error:
+        runtime.executor.stop(str(error), StopKind.ABORTED)

@@ -5,7 +5,9 @@ the rate limiter — and a stop must end every one of them at once, not when the
 over: systemd kills a unit 90 s after SIGTERM, and an ssh session that drops sends SIGHUP.
 So every wait in the run is :meth:`Stop.sleep` (or races :meth:`Stop.wait`), and nothing
 is sent once :attr:`Stop.is_set`. The reason (which signal, or what failed) travels with the
-event so the report can say why the run stopped.
+event so the report can say why the run stopped, and its :class:`StopKind` says what the
+run's status becomes: a signal *interrupts* (exit 130); an unreachable host, a journal that
+cannot be written or an unexpected error *aborts* (exit 3).
 """
 
 from __future__ import annotations
@@ -14,12 +16,19 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
+from enum import StrEnum
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Stopped(Exception):
     """Raised instead of sending a request once the run is stopping."""
+
+
+class StopKind(StrEnum):
+    INTERRUPTED = "interrupted"  # a signal: the operator (or systemd) asked
+    UNREACHABLE = "unreachable"  # the host cannot be reached: nothing more can succeed
+    ABORTED = "aborted"  # the run cannot keep a true record (journal) or hit a bug
 
 
 class Stop:
@@ -29,13 +38,21 @@ class Stop:
         self._event = asyncio.Event()
         self.reason: str | None = None
         self.signal: int | None = None
+        self.kind = StopKind.INTERRUPTED
 
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    def set(self, reason: str = "stopped", *, signum: int | None = None) -> None:
+    def set(
+        self,
+        reason: str = "stopped",
+        *,
+        signum: int | None = None,
+        kind: StopKind = StopKind.INTERRUPTED,
+    ) -> None:
+        """Stop the run; the first reason (and kind) wins."""
         if not self._event.is_set():
-            self.reason, self.signal = reason, signum
+            self.reason, self.signal, self.kind = reason, signum, kind
             self._event.set()
 
     async def wait(self) -> None:

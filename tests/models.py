@@ -24,18 +24,20 @@ def monitor(mid: int, nickname=None, password=None, enable=None) -> DesiredMonit
 
 
 def account(  # type: ignore[no-untyped-def]
-    name="east", callback=None, manages=True, channels=(), secret="s", app_id="a"
+    name="east", callback=None, manages=True, channels=(), secret="s", app_id="a", callbacks=None
 ) -> DesiredAccount:
+    """An account managing its record callback (``callback``; ``manages=False``: none), or
+    exactly ``callbacks`` (kind → URL or None) when given."""
+    managed = callbacks if callbacks is not None else ({"record": callback} if manages else {})
     return DesiredAccount(
         name=name,
         user_id="u",
         app_id=app_id,
         app_secret=secret,
         source=HERE,
-        manages_callback=manages,
-        record_callback=callback,
+        callbacks=managed,
+        callback_sources={kind: Location("m.yaml", 5, 3) for kind in managed},
         channels=tuple(channels),
-        callback_source=Location("m.yaml", 5, 3),
     )
 
 

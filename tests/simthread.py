@@ -73,6 +73,12 @@ def write_manifest(
     return manifest
 
 
+def enable_readable() -> SimConfig:
+    """A simulator whose monitor list returns ``enable`` (not the published shape, which
+    is the default): for tests about convergence and read-back of ``enable``."""
+    return SimConfig(list_includes_enable=True)
+
+
 def seeded_state(manifest: Path, env: dict[str, str], seed: int = 1) -> SimState:
     """A drifted state for the manifest, with the *real* secrets (not the manifest's)."""
     loaded = load_manifest(manifest, env={**ENV, **env})

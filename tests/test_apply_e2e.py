@@ -15,6 +15,7 @@ from bulkpolyv.runlock import RunLock
 from bulkpolyv.sim import FaultConfig, SimConfig
 from tests.simthread import (
     ENV,
+    enable_readable,
     invoke,
     run_args,
     running_sim,
@@ -35,7 +36,7 @@ def world(tmp_path, monkeypatch):
 
 def test_converges_from_drift_and_second_apply_makes_no_writes(world):
     tmp_path, manifest = world
-    with running_sim(seeded_state(manifest, {})) as sim:
+    with running_sim(seeded_state(manifest, {}), enable_readable()) as sim:
         code, out, _ = invoke("plan", str(manifest), "--api-base", sim.url)
         assert code == 2 and "Plan:" in out
         code, out, _ = invoke(*run_args(sim, manifest, tmp_path))
@@ -217,3 +218,31 @@ def test_sigint_while_reading_writes_nothing_and_exits_130(world):
         assert "nothing was written" in out
         assert sim.simulator.stats.writes == 0
         assert sim.simulator.stats.requests < 42  # it stopped reading
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_plan_stops_it_with_one_sentence(world, signum):
+    _, manifest = world
+    faults = FaultConfig(latency_min=0.2, latency_max=0.2)
+    with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulkpolyv", "plan", str(manifest), "--api-base", sim.url,
+             "--concurrency", "2"],
+            env={**os.environ, **ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while sim.simulator.stats.requests < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signum)
+        signalled = time.monotonic()
+        out, err = process.communicate(timeout=20)
+        elapsed = time.monotonic() - signalled
+    assert process.returncode == 130, err  # was killed by the signal: -15 / -1, no word
+    assert elapsed < 2
+    assert err.strip().splitlines()[-1] == (
+        "bulkpolyv: interrupted while reading the live state: no plan"
+    )
+    assert out == ""  # a partial read is not shown as a plan

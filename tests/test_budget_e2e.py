@@ -205,9 +205,9 @@ def test_three_shards_apply_every_item_exactly_once(tmp_path, monkeypatch):
 def test_bad_shard_and_concurrency_flags_are_usage_errors(world):
     _, manifest = world
     code, _, err = invoke("plan", str(manifest), "--shard", "4/3")
-    assert code == 2 and "K must be between 1 and N" in err
+    assert code == 1 and "K must be between 1 and N" in err
     code, _, err = invoke("plan", str(manifest), "--concurrency", "lots")
-    assert code == 2 and "'lots' is neither auto nor a number from 1 to 1000" in err
+    assert code == 1 and "'lots' is neither auto nor a number from 1 to 1000" in err
 
 
 def test_manifest_concurrency_is_auto_by_default_or_a_cap(tmp_path):
@@ -234,7 +234,7 @@ def test_a_redis_budget_lost_mid_run_stops_sending_and_reports_what_was_applied(
     world, tmp_path_factory
 ):
     """The Redis server goes away during the writes: nothing more is sent, the run ends as
-    interrupted (130) with a sentence naming the store, and the report's changed items are
+    aborted (3) with a sentence naming the store, and the report's changed items are
     exactly the writes the simulator took."""
     import threading
 
@@ -262,10 +262,10 @@ def test_a_redis_budget_lost_mid_run_stops_sending_and_reports_what_was_applied(
         thread.join(5)
         writes = sim.simulator.stats.writes
     server._cleanup()
-    assert code == 130, out + err
+    assert code == 3, out + err
     assert f"the Redis budget at redis://127.0.0.1:{port}/0 cannot be reached" in err
     assert "Traceback" not in err
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["status"] == "interrupted"
+    assert report["status"] == "aborted"
     changed = [i for i in report["items"] if i["status"] == "changed"]
     assert 5 <= len(changed) == writes < len(report["items"])

@@ -7,6 +7,7 @@ import pytest
 from bulkpolyv.budget import BudgetUnavailable, MemoryStore
 from bulkpolyv.concurrency import AutoConcurrency
 from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+from bulkpolyv.stopping import StopKind, Stopped
 from tests.virtualtime import virtual_time
 
 
@@ -49,6 +50,9 @@ async def test_auto_concurrency_reaches_the_rate_at_two_seconds_of_latency():
     assert auto.target == 50
 
 
+FAILED = "the Redis budget at redis://budget:6379/0 cannot be reached (ConnectionError)."
+
+
 class FailingStore(MemoryStore):
     """A memory store whose ``reserve`` (or ``complete``) fails from the ``after``-th call."""
 
@@ -59,7 +63,7 @@ class FailingStore(MemoryStore):
     def _count(self, name: str) -> None:
         self.calls[name] += 1
         if name == self.fail and self.calls[name] > self.after:
-            raise BudgetUnavailable("the Redis budget redis://budget:6379/0 stopped answering.")
+            raise BudgetUnavailable(FAILED)
 
     async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
         self._count("reserve")
@@ -75,16 +79,17 @@ def gate_on(store: MemoryStore, clock) -> RequestGate:
     return RequestGate(limiter, CoolDown(60, clock=clock), 4)
 
 
-async def test_a_store_that_fails_to_reserve_ends_sending_for_good():
+async def test_a_store_that_fails_to_reserve_stops_the_run():
     with virtual_time() as time:
         store = FailingStore(time.clock, fail="reserve", after=1)
         gate = gate_on(store, time.clock)
         async with gate.slot():
             pass
         for _ in range(2):
-            with pytest.raises(BudgetUnavailable, match="redis://budget:6379/0"):
+            with pytest.raises(Stopped, match="redis://budget:6379/0"):
                 async with gate.slot():
                     raise AssertionError("sent without a place")
+    assert (gate.stop.kind, gate.stop.reason) == (StopKind.ABORTED, FAILED)
     assert store.calls["reserve"] == 2  # the second slot never asked the store again
     assert gate.sent == 1
 
@@ -99,9 +104,10 @@ async def test_a_store_that_fails_to_complete_keeps_the_answer_and_stops_the_nex
             answered = "ok"
         assert answered == "ok"
         assert store.held() == 1
-        with pytest.raises(BudgetUnavailable):
+        with pytest.raises(Stopped):
             async with gate.slot():
                 raise AssertionError("sent after the budget failed")
+    assert (gate.stop.kind, gate.stop.reason) == (StopKind.ABORTED, FAILED)
     assert gate.sent == 1
 
 
@@ -124,8 +130,10 @@ async def run_with_failing_budget(tmp_path, *, fail: str, after: int):
 
 
 async def test_a_budget_failing_during_the_reads_stops_before_any_write(tmp_path):
-    with pytest.raises(BudgetUnavailable, match="redis://budget:6379/0"):
-        await run_with_failing_budget(tmp_path, fail="reserve", after=10)
+    result, simulator = await run_with_failing_budget(tmp_path, fail="reserve", after=10)
+    assert (result.status.value, result.reason) == ("aborted", FAILED)
+    assert (simulator.stats.requests, simulator.stats.writes) == (10, 0)
+    assert {o.status.value for o in result.outcomes} == {"skipped"}
 
 
 async def test_a_budget_failing_during_the_writes_interrupts_the_run_with_every_item_reported(
@@ -134,7 +142,7 @@ async def test_a_budget_failing_during_the_writes_interrupts_the_run_with_every_
     """The reads take 42 places; the budget fails at the 60th: the writes answered before
     stand, nothing more is sent, and every other item is reported as not attempted."""
     result, simulator = await run_with_failing_budget(tmp_path, fail="reserve", after=59)
-    assert result.status.value == "interrupted"
+    assert result.status.value == "aborted"
     assert simulator.stats.requests == 59
     assert result.counts["changed"] == simulator.stats.writes == 59 - 42
     reported = result.counts["changed"] + result.counts["skipped"] + result.counts["unchanged"]

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from bulkpolyv.journal import Journal, journal_for
+from bulkpolyv.errors import BulkPolyvError
+from bulkpolyv.journal import Journal, JournalError, journal_for, prune_journals, retention_days
 from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind
 from bulkpolyv.report import ItemOutcome, Status
 from tests.models import HERE
@@ -79,3 +80,73 @@ def test_the_default_journal_lives_under_the_state_directory(tmp_path, monkeypat
     assert path.parent == tmp_path / "bulkpolyv" / "journal"
     assert path.name.startswith("accounts-") and path.suffix == ".jsonl"
     assert journal_for("m.yaml", tmp_path / "mine.jsonl").path == tmp_path / "mine.jsonl"
+
+
+class FullDisk:
+    """``os.write`` of a disk that takes ``room`` more bytes, a few at a time."""
+
+    def __init__(self, room: int, chunk: int = 7) -> None:
+        self.room, self.chunk = room, chunk
+
+    def __call__(self, fd: int, data: bytes) -> int:
+        import errno
+        import os
+
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written = os.write(fd, data[: min(self.chunk, self.room)])
+        self.room -= written
+        return written
+
+
+async def test_short_writes_are_continued_and_a_full_disk_leaves_no_half_line(tmp_path):
+    path = tmp_path / "j.jsonl"
+    disk = FullDisk(room=300)
+    journal = Journal(path, fsync=FakeFsync(), write=disk)
+    journal.start()
+    journal.write({"event": "start"})  # in 7-byte pieces
+    whole = 1
+    with pytest.raises(JournalError) as raised:
+        for _ in range(5):
+            journal.sending(OP)
+            whole += 1
+    await journal.close()
+    assert str(raised.value) == f"cannot write the journal {path}: No space left on device"
+    assert disk.room == 0  # the failing line did get partly written...
+    assert path.stat().st_size < 300  # ...and was cut off again
+    records = lines(path)  # json.loads fails on a cut line
+    assert [r["event"] for r in records] == ["start"] + ["sending"] * (whole - 1)
+    assert whole == 2  # the start line and one sending line fit in 300 bytes, not two
+    assert path.read_text().endswith("\n")
+
+
+async def test_a_journal_opened_by_preflight_and_never_written_is_removed(tmp_path):
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, fsync=FakeFsync())
+    journal.open()
+    assert path.exists()
+    await journal.close()
+    assert not path.exists()
+
+
+def test_old_journals_are_pruned_and_nothing_else(tmp_path):
+    import os
+
+    now = 1_800_000_000.0
+    old = tmp_path / "m-20260101T000000Z-11.jsonl"
+    young = tmp_path / "m-20260301T000000Z-12.jsonl"
+    other = tmp_path / "notes.jsonl"
+    for path, age_days in ((old, 31), (young, 29), (other, 400)):
+        path.write_text("{}\n")
+        os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    assert prune_journals(tmp_path, 30, now=now) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([young.name, other.name])
+    assert prune_journals(tmp_path, 0, now=now + 1e9) == []  # 0 keeps them forever
+
+
+def test_retention_comes_from_the_environment():
+    assert retention_days({}) == 30
+    assert retention_days({"BULKPOLYV_JOURNAL_DAYS": "90"}) == 90
+    assert retention_days({"BULKPOLYV_JOURNAL_DAYS": "0"}) == 0
+    with pytest.raises(BulkPolyvError, match="BULKPOLYV_JOURNAL_DAYS='soon'"):
+        retention_days({"BULKPOLYV_JOURNAL_DAYS": "soon"})

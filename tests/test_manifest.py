@@ -112,9 +112,9 @@ def test_unreadable_files_get_a_located_message(fixture, message):
 def test_example_loads_with_defaults_csv_and_env():
     manifest = load_manifest(EXAMPLE, env=EXAMPLE_ENV)
     east, west, archive = manifest.accounts
-    assert east.record_callback == "https://hooks.example.com/polyv/record?team=east"
-    assert west.record_callback == "https://hooks.example.com/polyv/record"  # the default
-    assert archive.manages_callback and archive.record_callback is None  # null: switch off
+    assert east.callbacks == {"record": "https://hooks.example.com/polyv/record?team=east"}
+    assert west.callbacks == {"record": "https://hooks.example.com/polyv/record"}  # the default
+    assert archive.callbacks == {"record": None}  # null: switch off
     night = east.channels[0].monitors[0]
     assert (night.password, night.enable) == ("SEKRIT-pw-778", "N")
     assert east.channels[0].monitors[1].enable == "Y"  # defaults.monitor
@@ -131,7 +131,7 @@ def test_unset_callback_without_default_is_unmanaged(tmp_path):
         "version: 1\naccounts:\n  - {name: a, user_id: u, app_id: x, app_secret: '${S}'}\n"
     )
     (account,) = load_manifest(path, env={"S": "s"}).accounts
-    assert not account.manages_callback
+    assert account.callbacks == {}
 
 
 def test_yaml_booleans_are_accepted_for_enable(tmp_path):
@@ -237,10 +237,6 @@ def test_callbacks_come_from_the_account_else_the_defaults_with_their_places():
         "playback": "https://hooks.example.com/polyv/playback",
     }
     assert str(west.callback_sources["record"]) == f"{path}:26:22"
-    # the record-callback fields the plan reads today follow callbacks["record"]
-    assert (east.manages_callback, east.record_callback) == (True, east.callbacks["record"])
-    assert str(east.callback_source) == f"{path}:13:15"
-    assert (west.manages_callback, west.record_callback) == (True, None)
     assert "team=east" not in repr(east)
 
 
@@ -252,7 +248,6 @@ def test_callbacks_absent_without_default_are_left_alone(tmp_path):
     )
     (account,) = load_manifest(path, env={"S": "s"}).accounts
     assert account.callbacks == {"playback": "https://h.example.com/p"}
-    assert not account.manages_callback and account.record_callback is None
 
 
 def test_monitoring_from_channels_defaults_and_csv_rows():
@@ -365,7 +360,9 @@ def test_validate_no_env_on_the_demo_manifest_is_valid():
     demo = Path(__file__).parent.parent / "manifests" / "demo.yaml"
     result = CliRunner().invoke(cli, ["validate", "--no-env", str(demo)])
     assert (result.exit_code, result.stderr) == (0, "")
-    assert result.stdout.splitlines()[1] == "  east: 1 callback, 6 monitors on 3 channels"
+    assert result.stdout.splitlines()[1] == (
+        "  east: 2 callbacks, 6 monitors on 3 channels, monitoring set on 3 channels"
+    )
 
 
 def test_placeholders_skip_value_checks_but_not_where_a_number_is_needed():
@@ -412,4 +409,28 @@ def test_an_empty_environment_variable_is_an_error_like_a_missing_one():
         f"{csv}:2:3: accounts[0].channels_file(row 2).password: "
         "environment variable MON_PW is set but empty",
         f"{path}:5:13: accounts[0].app_id: environment variable APP_ID is set but empty",
+    ]
+
+
+def test_csv_rows_checked_in_chunks_keep_their_lines_and_cross_checks(monkeypatch):
+    from bulkpolyv.manifest import csvsource
+
+    monkeypatch.setattr(csvsource, "CHUNK_ROWS", 2)
+    found = problems(HERE / "bad-csv.yaml", env={"SECRET": "s"})
+    csv = HERE / "bad-channels.csv"
+    assert found[0].startswith(f"{csv}:2:1: accounts[0].channels_file(row 2): monitor 1 of ")
+    assert found[1:] == [
+        f"{csv}:4:1: accounts[0].channels_file(row 4).channel_id: must be a whole number",
+        f"{csv}:5:4: accounts[0].channels_file(row 5).password: "
+        "a password must be 6–16 characters (got 3)",
+    ]
+    manifest = load_manifest(
+        Path(__file__).parent.parent / "manifests" / "example.yaml", env=EXAMPLE_ENV
+    )
+    west = manifest.accounts[1]
+    assert [(m.id, str(m.source).rsplit(":", 2)[1]) for c in west.channels for m in c.monitors] == [
+        (4001, "2"),
+        (4002, "3"),
+        (4003, "4"),
+        (4004, "5"),
     ]

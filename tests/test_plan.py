@@ -5,6 +5,7 @@ from bulkpolyv.plan import (
     ItemKey,
     LiveState,
     OpKind,
+    ReadKind,
     check_safety,
     make_plan,
     normalise_url,
@@ -35,7 +36,11 @@ def test_callback_set_switch_off_and_unchanged():
         account("a", "https://new/x"), account("b", None), account("c", "https://same/x")
     )
     live = LiveState(
-        callbacks={"a": "https://old/x", "b": "https://old/y", "c": "HTTPS://SAME:443/x"}
+        callbacks={
+            "a": {"record": "https://old/x"},
+            "b": {"record": "https://old/y"},
+            "c": {"record": "HTTPS://SAME:443/x"},
+        }
     )
     plan = make_plan(desired, live)
     assert [(o.key.account, o.kind) for o in plan.operations] == [
@@ -86,7 +91,7 @@ def test_renderers_never_show_passwords_or_query_tokens():
     channel = DesiredChannel(10, (monitor(1, password="PASSWORD-XYZ"),), HERE)
     desired = manifest(account(callback="https://h/cb?token=TOKEN-XYZ", channels=[channel]))
     live = LiveState(
-        callbacks={"east": None},
+        callbacks={"east": {"record": None}},
         monitors={("east", 10): {1: Monitor(1, 10, "n", "OLDPASS-XYZ", "Y")}},
     )
     plan = make_plan(desired, live)
@@ -123,13 +128,13 @@ def test_a_failed_callback_read_fails_only_the_callback_but_auth_skips_the_accou
     live = LiveState(
         callbacks={},
         monitors={("a", 10): {1: Monitor(1, 10, "old")}, ("b", 10): {1: Monitor(1, 10, "n")}},
-        failures={ItemKey("a"): "timed out"},
+        failures={("a", 0, ReadKind.CALLBACKS): "timed out"},
         account_failures={"b": "invalid signature."},
     )
     plan = make_plan(desired, live)
     assert [o.key for o in plan.operations] == [ItemKey("a", 10, 1)]
     assert [(p.key, p.auth) for p in plan.problems] == [
-        (ItemKey("a"), False),
-        (ItemKey("b"), True),
+        (ItemKey.callback("a", "record"), False),
+        (ItemKey.callback("b", "record"), True),
         (ItemKey("b", 10, 1), True),
     ]

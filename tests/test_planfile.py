@@ -88,3 +88,20 @@ def test_a_changed_manifest_digest_or_a_broken_file_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ReviewedPlanError, match="operation 1 of the plan is broken"):
         ReviewedPlan(path, manifest)
+
+
+def test_a_format_1_plan_file_still_applies_its_record_callback(tmp_path):
+    desired = account("east", "https://h/new", secret=SECRET)
+    manifest = manifest_of(desired)
+    plan = make_plan(manifest, LiveState(callbacks={"east": {"record": "https://h/old"}}))
+    data = plan_file_dict(plan)
+    data["format_version"] = 1
+    for entry in data["operations"]:
+        del entry["setting"]  # format 1 named the record callback by the account alone
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    (op,) = ReviewedPlan(path, manifest).plan.operations
+    assert (str(op.key), op.desired_values()) == (
+        "east record callback",
+        {"record_callback": "https://h/new"},
+    )

@@ -67,6 +67,19 @@ async def test_an_apply_phase_keeps_the_read_phase_clock():
     progress.phase_done()
 
 
+async def test_time_at_the_confirmation_prompt_is_left_out_of_the_rate():
+    fake = FakeTime()
+    progress = RunProgress(stream=io.StringIO(), interactive=False, clock=fake.clock)
+    progress.phase("read", 1, lambda: 0)
+    progress.phase_done()
+    fake.now += 2
+    progress.exclude(60.0)  # a minute at "Apply these changes?"
+    fake.now += 60
+    progress.phase("apply", 1, lambda: 40)
+    assert progress.detail() == "changed=0 failed=0 20 req/s"  # 40 requests over 2 s
+    progress.phase_done()
+
+
 def test_fan_out_hands_every_event_to_each_observer_in_order():
     calls = []
 

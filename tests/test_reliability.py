@@ -20,6 +20,7 @@ from bulkpolyv.cli import cli
 from bulkpolyv.sim import FaultConfig
 from tests.simthread import (
     ENV,
+    enable_readable,
     run_args,
     running_sim,
     seeded_state,
@@ -250,12 +251,12 @@ async def test_30_percent_errors_and_5_percent_drops_converge_with_nothing_faile
     second run finds nothing to change. (How many requests that costs is a statistical
     figure: bench/run.py measures it, worst of several seeds, against the 1.6× goal.)"""
     from bulkpolyv import RunSettings, apply, load_manifest, open_runtime
-    from bulkpolyv.sim import PolyvSimulator, SimConfig, SimServer
+    from bulkpolyv.sim import PolyvSimulator, SimServer
 
     path = write_manifest(tmp_path, channels=20, attempts=10)
     manifest = load_manifest(path, env=ENV)
     faults = FaultConfig(error_rate=0.30, drop_rate=0.05, seed=11)
-    simulator = PolyvSimulator(seeded_state(path, {}), SimConfig(), faults)
+    simulator = PolyvSimulator(seeded_state(path, {}), enable_readable(), faults)
     # Short backoffs: the waits are the executor's business, tested apart.
     settings = RunSettings(concurrency=8, backoff_base=0.01, backoff_cap=0.05)
     async with SimServer(simulator) as server:
@@ -278,7 +279,7 @@ def test_the_simulator_going_away_for_a_while_does_not_stop_the_run(tmp_path, mo
     # Enough attempts that the retries of one request always outlast the outage.
     manifest = write_manifest(tmp_path, channels=20, attempts=12)
     faults = FaultConfig(latency_min=0.01, latency_max=0.02)
-    with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+    with running_sim(seeded_state(manifest, {}), enable_readable(), faults=faults) as sim:
         outage: dict[str, float] = {}
 
         def go_away() -> None:

@@ -34,9 +34,23 @@ def result_with(*outcomes):
 @pytest.mark.parametrize(
     ("key", "written"),
     [
-        (ItemKey("east"), {"account": "east", "channel_id": None, "monitor_id": None}),
-        (ItemKey("east", 10), {"account": "east", "channel_id": 10, "monitor_id": None}),
-        (ItemKey("east", 10, 2), {"account": "east", "channel_id": 10, "monitor_id": 2}),
+        (
+            ItemKey.callback("east", "record"),
+            {
+                "account": "east",
+                "channel_id": None,
+                "monitor_id": None,
+                "setting": "record_callback",
+            },
+        ),
+        (
+            ItemKey.monitoring("east", 10),
+            {"account": "east", "channel_id": 10, "monitor_id": None, "setting": "monitoring"},
+        ),
+        (
+            ItemKey("east", 10, 2),
+            {"account": "east", "channel_id": 10, "monitor_id": 2, "setting": None},
+        ),
     ],
 )
 def test_item_keys_write_absent_ids_as_null_and_read_them_back(key, written):
@@ -55,15 +69,15 @@ def test_outcomes_are_immutable_values():
 
 def test_a_written_report_gives_back_its_failed_and_skipped_items(tmp_path):
     result = result_with(
-        ItemOutcome(ItemKey("west"), Status.SKIPPED, message="auth"),
+        ItemOutcome(ItemKey.callback("west", "record"), Status.SKIPPED, message="auth"),
         ItemOutcome.of_operation(OP, Status.FAILED, attempts=5),
         ItemOutcome(ItemKey("east", 10, 1), Status.CHANGED),
-        ItemOutcome(ItemKey("east"), Status.UNCHANGED),
+        ItemOutcome(ItemKey.callback("east", "record"), Status.UNCHANGED),
     )
     report = build_report(result, manifest_digest="d", started="t0", cooldowns=2)
     path = tmp_path / "r.json"
     write_report(path, report)
-    assert failed_items(path) == {ItemKey("west"), ItemKey("east", 10, 2)}
+    assert failed_items(path) == {ItemKey.callback("west", "record"), ItemKey("east", 10, 2)}
     data = json.loads(path.read_text())
     assert data["format_version"] == REPORT_FORMAT_VERSION
     assert [(i["account"], i["channel_id"], i["monitor_id"]) for i in data["items"]] == [
@@ -143,6 +157,18 @@ def test_a_broken_report_is_refused_with_a_sentence_naming_the_file(tmp_path, co
     assert says in str(caught.value)
 
 
+def test_retry_failed_takes_conflicts_too_and_only_from_this_manifests_report(tmp_path):
+    result = result_with(
+        ItemOutcome(ItemKey("west"), Status.CONFLICT, message="conflict: moved"),
+        ItemOutcome(ItemKey("east", 10, 1), Status.CHANGED),
+    )
+    path = tmp_path / "r.json"
+    write_report(path, build_report(result, manifest_digest="d1", started="t0", cooldowns=0))
+    assert failed_items(path, "d1") == {ItemKey.callback("west", "record")}
+    with pytest.raises(ReportError, match="this report is of another manifest"):
+        failed_items(path, "d2")
+
+
 def test_a_missing_report_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ReportError, match=r"gone\.json: cannot read the report"):
         failed_items(tmp_path / "gone.json")
@@ -153,7 +179,13 @@ def test_retry_failed_with_a_broken_report_exits_1_with_the_sentence(tmp_path, m
 
     broken = tmp_path / "report.json"
     broken.write_text('{"format_version": 1, "items": [')
-    argv = ["bulkpolyv", "apply", "m.yaml", "--yes", "--retry-failed", str(broken)]
+    manifest = tmp_path / "m.yaml"  # read first: the report must be of this manifest
+    manifest.write_text(
+        "version: 1\naccounts:\n  - name: a\n    user_id: u\n    app_id: x\n"
+        "    app_secret: ${T_S}\n    record_callback: https://h.example.com/cb\n"
+    )
+    monkeypatch.setenv("T_S", "secret-value")
+    argv = ["bulkpolyv", "apply", str(manifest), "--yes", "--retry-failed", str(broken)]
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit) as exited:
         main()

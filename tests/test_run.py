@@ -13,7 +13,8 @@ EXAMPLE = Path(__file__).parent.parent / "manifests" / "example.yaml"
 
 def shape(manifest):
     return [
-        (a.name, a.manages_callback, [c.channel_id for c in a.channels]) for a in manifest.accounts
+        (a.name, "record" in a.callbacks, [c.channel_id for c in a.channels])
+        for a in manifest.accounts
     ]
 
 
@@ -38,5 +39,5 @@ def test_only_patterns(example, only, expected):
 
 
 def test_retry_failed_keeps_just_the_named_items(example):
-    keys = {ItemKey("west", 3100002, 4003), ItemKey("archive")}
+    keys = {ItemKey("west", 3100002, 4003), ItemKey.callback("archive", "record")}
     assert shape(select(example, (), keys)) == [("west", False, [3100002]), ("archive", True, [])]

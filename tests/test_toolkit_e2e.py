@@ -47,12 +47,42 @@ def test_reviewed_plan_is_applied_exactly(world):
         assert report["totals"]["changed"] == len(reviewed["operations"])
 
 
+def test_a_reviewed_plan_applied_twice_is_unchanged_the_second_time(world):
+    tmp_path, manifest = world
+    plan_file = str(tmp_path / "plan.json")
+    with running_sim(seeded_state(manifest, {})) as sim:
+        invoke("plan", str(manifest), "--api-base", sim.url, "--out", plan_file)
+        first = invoke(*run_args(sim, manifest, tmp_path, "--plan", plan_file))
+        assert first.exit_code == 0, first.output
+        writes = sim.simulator.stats.writes
+        second = invoke(*run_args(sim, manifest, tmp_path, "--plan", plan_file))
+        assert second.exit_code == 0, second.output  # was 3: every item a "conflict"
+        rewritten = sim.simulator.stats.writes - writes
+    items = json.loads((tmp_path / "report.json").read_text())["items"]
+    statuses = {i["status"] for i in items}
+    assert "conflict" not in statuses
+    # only what cannot be read back (write-only `enable`) is written again
+    assert rewritten == sum(1 for i in items if i["status"] == "changed")
+    assert all(
+        i["status"] == "unchanged" or any(c["field"] == "enable" for c in i["changes"])
+        for i in items
+    )
+    operations = json.loads((tmp_path / "plan.json").read_text())["operations"]
+    readable = [o for o in operations if all(c["field"] != "enable" for c in o["changes"])]
+    assert sum(1 for i in items if i["status"] == "unchanged") == len(readable) > 0
+
+
 def test_an_item_that_moved_since_the_review_is_a_conflict(world):
     tmp_path, manifest = world
     with running_sim(seeded_state(manifest, {})) as sim:
         invoke("plan", str(manifest), "--api-base", sim.url, "--out", str(tmp_path / "plan.json"))
         operations = json.loads((tmp_path / "plan.json").read_text())["operations"]
-        moved = next(o for o in operations if o["monitor_id"] and o["account"] == "east")
+        # a field whose live value the plan saw (`enable` is write-only by default)
+        moved = next(
+            o
+            for o in operations
+            if o["monitor_id"] and o["account"] == "east" and o["changes"][0]["before_known"]
+        )
         monitor = sim.simulator.state.accounts["app-east"].channels[moved["channel_id"]][
             moved["monitor_id"]
         ]
@@ -156,9 +186,13 @@ def test_export_of_chosen_accounts_and_channels(world):
             str(out),
         )
         assert result.exit_code == 0, result.output
-        assert sim.simulator.stats.requests == 3  # one callback read, two monitor lists
+        # one callback read; per channel, its monitor list and its monitoring switch
+        assert sim.simulator.stats.requests == 5
         validated = invoke("validate", str(out))
-        assert "east: 1 callback, 4 monitors on 2 channels" in validated.output
+        assert (
+            "east: 3 callbacks, 4 monitors on 2 channels, monitoring set on 2 channels"
+            in validated.output
+        )
 
 
 def test_export_refuses_to_write_a_partial_manifest(world):

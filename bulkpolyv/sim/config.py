@@ -21,9 +21,9 @@ class SimConfig:
     rate_requests: int = 1500
     rate_seconds: float = 10.0
     block_seconds: float = 300.0
-    # The published list shape has no ``enable``; whether POLYV returns it is unconfirmed.
-    # True models a POLYV that does; False models the published shape (polyv-api.md §2.3).
-    list_includes_enable: bool = True
+    # The published list shape has no ``enable`` (polyv-api.md §2.3), so that is the
+    # default; True models a POLYV that does return it (unconfirmed).
+    list_includes_enable: bool = False
     # Seconds POLYV's clock is ahead of ours (negative: behind). Used for the timestamp
     # check and for every answer's ``Date`` header.
     clock_offset: float = 0.0

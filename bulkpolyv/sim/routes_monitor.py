@@ -1,8 +1,8 @@
 """The seminar monitor endpoints (v4: signed query, unsigned JSON body).
 
 - ``GET  /live/v4/seminar/monitor/list``: the channel's monitor accounts, in the published
-  shape ``{id, channelId, nickname, password}`` (plus ``enable`` while
-  ``SimConfig.list_includes_enable`` is on).
+  shape ``{id, channelId, nickname, password}`` (plus ``enable`` when
+  ``SimConfig.list_includes_enable`` is set; off by default, as published).
 - ``POST /live/v4/seminar/monitor/update``: body ``id`` and any of nickname/password/enable.
 - ``GET  /live/v4/seminar/monitor/querySetting``: the channel's switch, ``data.enabled`` Y/N.
 - ``POST /live/v4/seminar/monitor/updateSetting``: body ``enabled`` Y/N (or ``enable``, or

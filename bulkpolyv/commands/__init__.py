@@ -1,0 +1,1 @@
+"""The commands of ``bulkpolyv``, one module per group; :mod:`bulkpolyv.cli` lists them."""

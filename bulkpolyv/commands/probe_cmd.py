@@ -1,0 +1,69 @@
+"""``bulkpolyv probe MANIFEST``: ask the real API what it answers, before trusting it.
+
+Read-only, a few requests per account, through the same runtime as a run (the same gate,
+the same rate budget). Exit 0 when every account is usable, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+
+import click
+
+from bulkpolyv import probe as probing
+from bulkpolyv.commands.common import verbosity
+from bulkpolyv.options import API_BASE, INSECURE, ExitCode, fail, load, warn_about_transport
+from bulkpolyv.run import RunSettings, open_runtime
+
+RENDERERS = {"text": probing.render_text, "json": probing.render_json}
+
+
+@click.command()
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path())
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="Only this account of MANIFEST; repeatable (default: all).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(RENDERERS)),
+    default="text",
+    show_default=True,
+    help="text: a table per account; json: for programs.",
+)
+@API_BASE
+@INSECURE
+@verbosity
+def probe(
+    manifest_path: str, accounts: tuple[str, ...], fmt: str, api_base: str | None, insecure: bool
+) -> None:
+    """Check what POLYV answers for each account: signature, clock, readable fields,
+    monitor permission — and what bulkpolyv will do differently because of it.
+
+    Run it before a first real run and before a migration. Writes nothing.
+    """
+    manifest = load(manifest_path)
+    known = {a.name for a in manifest.accounts}
+    unknown = [name for name in accounts if name not in known]
+    if unknown:
+        fail(
+            f"--account {', '.join(unknown)}: not in {manifest.path}; "
+            f"its accounts: {', '.join(sorted(known))}"
+        )
+    chosen = [a for a in manifest.accounts if not accounts or a.name in accounts]
+    manifest = dataclasses.replace(manifest, accounts=tuple(chosen))
+    settings = RunSettings(api_base=api_base, insecure=insecure, attempts=1)
+    warn_about_transport(settings.api_base or manifest.api_base, insecure)
+
+    async def run() -> list[probing.AccountProbe]:
+        async with open_runtime(manifest, settings) as runtime:
+            return await probing.probe_accounts(runtime.executor.client, manifest.accounts)
+
+    results = asyncio.run(run())
+    click.echo(RENDERERS[fmt](results))
+    sys.exit(ExitCode.OK if all(p.usable for p in results) else ExitCode.ERROR)

@@ -1,0 +1,185 @@
+"""The operator's day (#15), run the way it was found: the command, its output, its exit code."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from bulkpolyv.cli import cli
+from tests.simthread import ENV, run_args, running_sim, seeded_state, write_manifest
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path, write_manifest(tmp_path, channels=4)
+
+
+def invoke(*args: str, **kwargs):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
+
+
+# --- exit codes and the drift alarm ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "MANIFEST", "--formt", "json"],
+        ["plan", "MANIFEST", "--rate", "2000/10"],
+        ["plan"],
+        ["nosuchcommand"],
+        ["plan", "MANIFEST", "--api-base", "127.0.0.1:8790"],
+    ],
+)
+def test_usage_errors_exit_1_never_2(world, args):
+    _, manifest = world
+    result = invoke(*[str(manifest) if a == "MANIFEST" else a for a in args])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+
+
+def test_api_base_without_a_scheme_is_refused_before_any_request(world):
+    _, manifest = world
+    result = invoke("plan", str(manifest), "--api-base", "127.0.0.1:8790")
+    assert result.exit_code == 1
+    assert "'127.0.0.1:8790' is not a URL: write the scheme and host" in result.stderr
+
+
+def test_only_that_matches_nothing_exits_1_naming_the_pattern_and_the_accounts(world):
+    tmp_path, manifest = world
+    result = invoke(*run_args_offline(manifest, tmp_path), "--only", "eats*")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"bulkpolyv: --only 'eats*' matches nothing in {manifest}; its accounts: east, west"
+    )
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def run_args_offline(manifest, tmp_path) -> list[str]:
+    # A port nothing listens on: --only is checked before anything is sent.
+    return [
+        "apply",
+        str(manifest),
+        "--yes",
+        "--api-base",
+        "http://127.0.0.1:9",
+        "--journal",
+        str(tmp_path / "j.jsonl"),
+        "--lock",
+        str(tmp_path / "run.lock"),
+    ]
+
+
+def test_export_channels_that_are_not_numbers_say_what_is_wrong(world):
+    _tmp_path, manifest = world
+    result = invoke("export", str(manifest), "--channels", "1001,abc", "--out", "x.yaml")
+    assert result.exit_code == 1
+    assert "'abc' is not a channel id: give whole numbers separated by commas" in result.stderr
+    assert "invalid literal" not in result.output
+
+
+# --- quiet means quiet -------------------------------------------------------------------
+
+
+def test_quiet_apply_that_succeeds_prints_nothing_even_after_the_command(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        changed = invoke(*run_args(sim, manifest, tmp_path), "-q")
+        converged = invoke("-q", *run_args(sim, manifest, tmp_path))
+        plan = invoke("plan", str(manifest), "--api-base", sim.url, "-q")
+    assert (changed.exit_code, changed.output) == (0, "")
+    assert (converged.exit_code, converged.output) == (0, "")
+    assert (plan.exit_code, plan.output) == (0, "")
+
+
+def test_quiet_apply_that_fails_prints_one_line_per_cause_and_the_summary(world, monkeypatch):
+    tmp_path, manifest = world
+    state = seeded_state(manifest, {})
+    monkeypatch.setenv("T_WEST_SECRET", "WRONG-SECRET-zz")
+    with running_sim(state) as sim:
+        result = invoke(*run_args(sim, manifest, tmp_path), "-q")
+    assert result.exit_code == 3
+    stdout, stderr = result.stdout.splitlines(), result.stderr.splitlines()
+    assert len(stdout) == 1 and stdout[0].startswith("changed=")
+    (west,) = [line for line in stderr if "account west" in line]
+    assert west.startswith(
+        "bulkpolyv: account west: POLYV refused its credentials (9 items not done): GET /live/"
+    )
+    assert "签名错误 — bad signature: check app_secret for account west (HTTP 403" in west
+    assert len(stderr) == 1
+    assert "WRONG-SECRET" not in result.output
+
+
+# --- the prompt -------------------------------------------------------------------------
+
+
+def test_declining_the_prompt_says_apply_cancelled(world, monkeypatch):
+    tmp_path, manifest = world
+    monkeypatch.setattr("bulkpolyv.commands.plan_apply.on_a_terminal", lambda: True)
+    with running_sim(seeded_state(manifest, {})) as sim:
+        args = [a for a in run_args(sim, manifest, tmp_path) if a != "--yes"]
+        result = invoke(*args, input="n\n")
+        writes = sim.simulator.stats.writes
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("Apply cancelled.")
+    assert writes == 0
+
+
+class ShiftedTime:
+    """``time`` for bulkpolyv.run only: real monotonic time plus the hours at the prompt."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.shift
+
+
+def test_time_at_the_prompt_is_not_the_runs(world, monkeypatch):
+    tmp_path, manifest = world
+    shifted = ShiftedTime()
+
+    def answer_after_an_hour(*_args, **_kwargs) -> bool:
+        shifted.shift += 3600.0
+        return True
+
+    monkeypatch.setattr("bulkpolyv.commands.plan_apply.on_a_terminal", lambda: True)
+    monkeypatch.setattr("bulkpolyv.commands.plan_apply.click.confirm", answer_after_an_hour)
+    monkeypatch.setattr("bulkpolyv.run.time", shifted)
+    with running_sim(seeded_state(manifest, {})) as sim:
+        args = [a for a in run_args(sim, manifest, tmp_path) if a != "--yes"]
+        result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    # Before the fix the duration was the hour at the prompt plus the run (3600.x s).
+    assert report["duration"] < 60
+
+
+# --- smaller snags -------------------------------------------------------------------------
+
+
+def test_demo_help_shows_the_manifest_as_optional_and_plan_format_has_help():
+    demo = invoke("demo", "--help")
+    assert "Usage: cli demo [OPTIONS] [MANIFEST]\n" in demo.stdout
+    plan = invoke("plan", "--help")
+    assert "--format [text|json|markdown]" in plan.stdout
+    assert "text for people, json for programs" in plan.stdout
+
+
+def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
+    from bulkpolyv.commands import common
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: True, raising=False)
+    assert common.plan_colour() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert common.plan_colour() is False
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
+    assert common.plan_colour() is False
