@@ -50,6 +50,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
 from bulkpolyv.budget.base import BudgetUnavailable
@@ -63,6 +64,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # The shortest poll: a store that says "a place frees in 0.2 ms" is not asked 5,000 times.
 MIN_POLL = 0.001
+
+
+def _succeeded(task: asyncio.Future[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
 
 
 async def sleep_unless_stopped(
@@ -319,7 +324,8 @@ class RequestGate:
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        async with self.in_flight:
+        await self._enter_in_flight()
+        try:
             permit = await self._permit()
             generation = self.cooldown.generation
             self.sent += 1
@@ -333,6 +339,32 @@ class RequestGate:
                 # its place is held W from now (rule 1), never given back.
                 await self._complete(permit)
             self.reachability.answered()
+        finally:
+            self.in_flight.release()
+
+    async def _enter_in_flight(self) -> None:
+        """A place among the requests in flight, unless the run stops first: then
+        :class:`Stopped` at once (a request waiting here was never sent, and must not wait
+        for the requests on the wire to be cancelled before it can say so)."""
+        self.stop.check()
+        acquiring = asyncio.ensure_future(self.in_flight.acquire())
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # this task was cancelled: hold nothing
+            stopping.cancel()
+            if _succeeded(acquiring):
+                self.in_flight.release()
+            acquiring.cancel()
+            raise
+        stopping.cancel()
+        if not acquiring.done():
+            acquiring.cancel()  # the semaphore gives up a cancelled waiter's turn
+        elif _succeeded(acquiring) and self.stop.is_set():
+            self.in_flight.release()
+        elif _succeeded(acquiring):
+            return
+        self.stop.check()
 
     async def _permit(self) -> Permit:
         """A place in the window, outside any cool-down, unless the run stops first

@@ -147,3 +147,34 @@ async def test_a_budget_failing_during_the_writes_interrupts_the_run_with_every_
     assert result.counts["changed"] == simulator.stats.writes == 59 - 42
     reported = result.counts["changed"] + result.counts["skipped"] + result.counts["unchanged"]
     assert reported == len(result.plan.operations) + len(result.plan.unchanged)
+
+
+async def test_a_request_waiting_for_a_place_in_flight_is_not_sent_and_says_so_at_once():
+    """With every place in flight taken by a request that never answers, a stop must
+    release the waiters at once as "never sent" (Stopped), not after the grace."""
+    from bulkpolyv.stopping import Stop
+
+    stop = Stop()
+    gate = RequestGate(ArrivalWindowLimiter(100, 10.0), CoolDown(60), concurrency=1, stop=stop)
+    hang = asyncio.Event()
+    sent = []
+
+    async def hanging() -> None:
+        async with gate.slot():
+            sent.append("first")
+            await hang.wait()
+
+    async def waiting() -> None:
+        async with gate.slot():
+            sent.append("second")
+
+    first = asyncio.ensure_future(hanging())
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(waiting())
+    await asyncio.sleep(0.05)
+    stop.set("test stop")
+    with pytest.raises(Stopped):
+        await asyncio.wait_for(second, 1.0)
+    assert sent == ["first"]
+    hang.set()
+    await first
