@@ -46,8 +46,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # How long requests already sent may take to be answered after a stop, before they are
-# cancelled: short enough that a stop ends the run within 2 s (systemd, ssh hang-ups).
-IN_FLIGHT_GRACE = 1.5
+# cancelled: short enough that a stop ends the run within 2 s (systemd, ssh hang-ups),
+# with a second left for the journal, the report and a busy host.
+IN_FLIGHT_GRACE = 1.0
 IN_FLIGHT = "interrupted while in flight — it may have been applied; plan again to see"
 
 
