@@ -160,4 +160,8 @@ def export_command(
 
 
 def main() -> None:
-    cli.main(prog_name="bulkpolyv")
+    try:
+        cli.main(prog_name="bulkpolyv")
+    except KeyboardInterrupt:  # Ctrl-C before a run set up its own handling (imports, say)
+        click.echo("bulkpolyv: interrupted", err=True)
+        sys.exit(130)

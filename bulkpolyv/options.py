@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import sys
 from collections.abc import Callable
 from enum import IntEnum
@@ -55,9 +56,16 @@ def parse_rate(text: str | None) -> tuple[int | None, float | None]:
         return None, None
     try:
         count, seconds = text.split("/", 1)
-        return int(count), float(seconds)
+        requests, window = int(count), float(seconds)
     except ValueError:
         raise click.BadParameter("use N/S, e.g. 1400/10", param_hint="--rate") from None
+    if requests < 1 or not math.isfinite(window) or window <= 0:
+        raise click.BadParameter(
+            f"{text!r}: N must be a whole number ≥ 1 and S a number of seconds > 0, "
+            "e.g. 1400/10",
+            param_hint="--rate",
+        )
+    return requests, window
 
 
 def warn_about_transport(api_base: str, insecure: bool) -> None:

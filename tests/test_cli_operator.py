@@ -32,6 +32,11 @@ def invoke(*args: str, **kwargs):
     [
         ["plan", "MANIFEST", "--formt", "json"],
         ["plan", "MANIFEST", "--rate", "2000/10"],
+        ["plan", "MANIFEST", "--rate", "-5/10"],
+        ["plan", "MANIFEST", "--rate", "1/0"],
+        ["plan", "MANIFEST", "--rate", "1/1e400"],
+        ["plan", "MANIFEST", "--rate", "0/10"],
+        ["sim", "--port", "99999"],
         ["plan"],
         ["nosuchcommand"],
         ["plan", "MANIFEST", "--api-base", "127.0.0.1:8790"],
@@ -42,6 +47,7 @@ def test_usage_errors_exit_1_never_2(world, args):
     result = invoke(*[str(manifest) if a == "MANIFEST" else a for a in args])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # no crash
 
 
 def test_api_base_without_a_scheme_is_refused_before_any_request(world):

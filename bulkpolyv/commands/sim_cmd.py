@@ -19,7 +19,13 @@ LIST_SHAPES = {"published": False, "with-enable": True}
 
 SIM_OPTIONS = [
     click.option("--host", default="127.0.0.1", show_default=True),
-    click.option("--port", type=int, default=8790, show_default=True, help="0 picks a free port."),
+    click.option(
+        "--port",
+        type=click.IntRange(0, 65535),
+        default=8790,
+        show_default=True,
+        help="0 picks a free port.",
+    ),
     click.option(
         "--state",
         "state_file",
