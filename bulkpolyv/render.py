@@ -76,8 +76,12 @@ def render_text(plan: Plan, color: bool = False) -> str:
         lines.append(click.style(account, bold=True) if color else account)
         channel = None
         blind = [e for e in entries if isinstance(e, Operation) and e.write_only]
+        refused = [e for e in entries if isinstance(e, PlanProblem) and e.auth]
+        if refused:  # one cause, one line: POLYV refused the account's credentials
+            head = _paint(f"! {len(refused)} item{'s' if len(refused) != 1 else ''}", "!", color)
+            lines.append(f"  {head} not planned: {refused[0].message}")
         for entry in entries:
-            if entry in blind:  # said once per account below, not one line each
+            if entry in blind or entry in refused:  # said once per account, not each
                 continue
             if entry.key.channel_id and entry.key.channel_id != channel:
                 channel = entry.key.channel_id

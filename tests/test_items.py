@@ -256,3 +256,12 @@ def test_write_only_items_are_one_line_per_account_in_text_and_each_in_json():
     ]
     assert len(json.loads(render_json(plan))["operations"]) == 2
     assert not plan.has_drift and plan.has_changes
+
+
+def test_an_account_refused_by_polyv_is_one_line_in_a_text_plan():
+    channel = DesiredChannel(10, (monitor(1, nickname="a"), monitor(2, nickname="b")), HERE)
+    desired = manifest(account(callbacks={"record": "https://h/r"}, channels=[channel]))
+    reason = "could not read the live state: GET /x: 签名错误 — bad signature (HTTP 403, auth)"
+    plan = make_plan(desired, LiveState(account_failures={"east": reason}))
+    assert render_text(plan).splitlines()[:2] == ["east", f"  ! 3 items not planned: {reason}"]
+    assert len(plan.problems) == 3  # each is still in the JSON plan and the report
