@@ -166,6 +166,7 @@ class ApplyResult:
     journal: Path | None = None
     verify: bool = False  # the writes were read back (``apply --verify``)
     reason: str = ""  # why an interrupted or aborted run stopped
+    report_error: str = ""  # the report file could not be written (the journal has it all)
 
     def settle(self) -> None:
         """``completed`` becomes ``partial`` when some item did not end well."""
@@ -176,7 +177,9 @@ class ApplyResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        code = EXIT_CODES[self.status]
+        # A run whose report could not be written is not a run to call a success.
+        return 3 if self.report_error and code == 0 else code
 
     @property
     def counts(self) -> dict[str, int]:

@@ -34,7 +34,7 @@ from bulkpolyv.manifest.model import Limits, Manifest
 from bulkpolyv.operations import reads_for
 from bulkpolyv.plan import ItemKey, Plan, check_safety, make_plan
 from bulkpolyv.planfile import ReviewedPlan
-from bulkpolyv.privatefiles import check_writable
+from bulkpolyv.privatefiles import PrivateFileError, check_writable
 from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
 from bulkpolyv.report import (
     ApplyResult,
@@ -331,7 +331,10 @@ async def apply(
             manifest_path=manifest.path,
             invocation=invocation,
         )
-        write_report(report_path, report)
+        try:
+            write_report(report_path, report)
+        except PrivateFileError as error:  # a full disk, say: the run still says what it did
+            result.report_error = str(error)
     return result
 
 

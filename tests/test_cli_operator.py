@@ -189,3 +189,25 @@ def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setattr(common.sys.stdout, "isatty", lambda: False, raising=False)
     assert common.plan_colour() is False
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_said_and_exits_3(world, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    import bulkpolyv.run
+    from bulkpolyv.privatefiles import PrivateFileError
+
+    def disk_full(path: Path, report: dict) -> None:
+        raise PrivateFileError(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    tmp_path, manifest = world
+    monkeypatch.setattr(bulkpolyv.run, "write_report", disk_full)
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = invoke(*run_args(sim, manifest, tmp_path))
+    assert result.exit_code == 3  # was 1 with "error before any write" after every write
+    assert result.stdout.splitlines()[-1].startswith("changed=")  # the run's summary
+    assert (
+        f"bulkpolyv: cannot write {tmp_path / 'report.json'}: No space left on device; "
+        f"the journal has the record: {tmp_path / 'j.jsonl'}"
+    ) in result.stderr

@@ -336,6 +336,9 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
     # An aborted run's untouched items are said once, with the reason, on the last line.
     untouched = f"not attempted: {result.reason}"
     not_attempted = sum(1 for t in troubles if t.message == untouched)
+    if result.report_error:
+        journal = f"; the journal has the record: {result.journal}" if result.journal else ""
+        click.echo(f"bulkpolyv: {result.report_error}{journal}", err=True)
     if result.status is ApplyStatus.ABORTED:
         troubles = [t for t in troubles if t.message != untouched]
     if troubled or interrupted:
