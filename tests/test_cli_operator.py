@@ -211,3 +211,12 @@ def test_a_report_that_cannot_be_written_at_the_end_is_said_and_exits_3(world, m
         f"bulkpolyv: cannot write {tmp_path / 'report.json'}: No space left on device; "
         f"the journal has the record: {tmp_path / 'j.jsonl'}"
     ) in result.stderr
+
+
+def test_a_dry_run_says_nothing_was_applied(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = invoke(*run_args(sim, manifest, tmp_path), "--dry-run")
+        assert sim.simulator.stats.writes == 0
+    assert result.exit_code == 0
+    assert result.stderr.strip().splitlines()[-1] == "Dry run: nothing was applied."

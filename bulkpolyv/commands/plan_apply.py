@@ -321,8 +321,7 @@ def report_apply(terminal: Output, result: ApplyResult, *, dry_run: bool) -> Exi
         )
         return ExitCode.REFUSED
     if result.status is ApplyStatus.DECLINED:
-        if not dry_run:
-            click.echo("Apply cancelled.", err=True)
+        click.echo("Dry run: nothing was applied." if dry_run else "Apply cancelled.", err=True)
         return ExitCode.OK if dry_run else ExitCode.ERROR
     if result.status is ApplyStatus.NOTHING_TO_DO and not terminal.quiet:
         show_plan(result.plan, colour=plan_colour())
