@@ -247,7 +247,7 @@ class Executor:
         except NotStuck as not_stuck:
             details.update(status=Status.FAILED, message=str(not_stuck), verified=False)
         except Conflict as conflict:
-            details.update(status=Status.CONFLICT, message=f"conflict: {conflict}")
+            details.update(status=Status.CONFLICT, message=str(conflict))
         except PolyvError as error:
             details.update(failure_details(error))
             if error.kind is ErrorKind.FEATURE_MISSING and not op.key.is_callback:
