@@ -144,3 +144,21 @@ def test_every_sim_flag_reaches_the_simulator():
     assert (faults.redirect_target, faults.echo_url) == ("http://other.example:8080", "html")
     assert (faults.waf_after, faults.waf_status, faults.waf_seconds) == (100, 503, 9.0)
     assert (faults.gzip_bomb_rate, faults.gzip_bomb_bytes, faults.seed) == (0.01, 1000, 4)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sim_writes_its_dump_private_when_stopped_by_a_signal(tmp_path, signum):
+    dump = tmp_path / "dump.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulkpolyv", "sim", "--port", "0", "--dump", str(dump)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert "listening on" in process.stdout.readline()
+    process.send_signal(signum)
+    process.communicate(timeout=20)
+    assert process.returncode == 0  # was killed (-15) with no dump written
+    assert json.loads(dump.read_text()) == {"accounts": []}
+    assert dump.stat().st_mode & 0o777 == 0o600  # it holds app secrets

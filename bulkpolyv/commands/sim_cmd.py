@@ -8,6 +8,7 @@ share above 1, a port in use) is one sentence and exit 1, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -163,12 +164,16 @@ def sim_command(**flags: Any) -> None:
         fail(str(error))
 
     async def serve() -> None:
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # kill, systemd, docker stop: --dump too
+            loop.add_signal_handler(signum, stopped.set)
         server = SimServer(simulator, flags["host"], flags["port"])
         url = await server.start()
         click.echo(f"bulkpolyv sim listening on {url}")
         sys.stdout.flush()
         try:
-            await asyncio.Event().wait()
+            await stopped.wait()
         finally:
             await server.stop()
 
