@@ -60,11 +60,15 @@ async def main():
         result = await apply(manifest, runtime, handle_signals=False, **extra)
     print(json.dumps(result.counts))
 
-asyncio.run(main())
+try:  # the loop the command would run on (uvloop when installed), where the checkout picks one
+    from bulkpolyv.eventloop import run
+except ImportError:
+    run = asyncio.run
+run(main())
 """
 
 BARE_CHILD = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 import aiohttp
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.signing import signed_params
@@ -88,7 +92,11 @@ async def main():
                                     {"id": m.id, "nickname": m.nickname})
                                for c in account.channels for m in c.monitors))
 
-asyncio.run(main())
+if os.environ.get("BULKPOLYV_LOOP") == "uvloop":  # like for like with bulkpolyv's loop
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
 """
 
 
@@ -249,7 +257,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000, help="the memory point's rows")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cpu", "rows", "startup"])
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the event loop of bulkpolyv and of the bare loop (BULKPOLYV_LOOP)",
+    )
     args = parser.parse_args()
+    os.environ["BULKPOLYV_LOOP"] = args.loop
     checkout = args.checkout.resolve()
     sim = Simulator()
     figures: dict[str, list[float]] = {}
@@ -284,7 +299,7 @@ def main() -> int:
                 )
         finally:
             sim.close()
-    print(f"checkout: {checkout}")
+    print(f"checkout: {checkout}  loop: {args.loop}")
     width = max(len(name) for name in figures)
     for name, values in figures.items():
         print(f"{name.ljust(width)}  {median_worst(values)}")
