@@ -68,7 +68,7 @@ class ItemOutcome:
             op.key,
             status,
             operation=op.kind.value,
-            changes=tuple(op.to_dict()["changes"]),
+            changes=tuple(op.change_dicts()),
             source=str(op.source),
             **details,
         )
