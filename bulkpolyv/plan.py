@@ -42,7 +42,7 @@ class OpKind(StrEnum):
 SWITCH_OFFS = (OpKind.SWITCH_OFF_CALLBACK, OpKind.SWITCH_OFF_MONITORING)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     field: str
     before: str | None = field(repr=False)
@@ -65,7 +65,7 @@ class FieldChange:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     kind: OpKind
     key: ItemKey
@@ -121,7 +121,7 @@ class Operation:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanProblem:
     """An item that cannot be planned (its live state could not be read, or it does not
     exist on POLYV). ``auth`` problems cover the whole account."""

@@ -42,7 +42,7 @@ class Status(StrEnum):
     CONFLICT = "conflict"  # a reviewed plan's item whose live value moved since the plan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemOutcome:
     """What happened to one item. Immutable: built once, when the item is finished."""
 
