@@ -3,6 +3,7 @@
     python bench/efficiency.py                     # CPU, 100k rows, start-up; 5 runs each
     python bench/efficiency.py --rows 1000000      # also the 1M-row point (takes minutes)
     python bench/efficiency.py --checkout DIR      # measure another checkout's code
+    python bench/efficiency.py --loop uvloop       # bulkpolyv and the bare loop on uvloop
 
 Every figure is measured in a child process (``wait4`` gives its CPU time and peak RSS), so
 the same script measures any checkout of bulkpolyv, old or new, against the same simulator.
@@ -256,7 +257,13 @@ def main() -> int:
     parser.add_argument("--checkout", type=Path, default=HERE)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000, help="the memory point's rows")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cpu", "rows", "startup"])
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["cpu", "rows", "apply", "startup"],
+        help="leave out figures (apply: the rows' plan+apply, keeping their validate)",
+    )
     parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
@@ -292,6 +299,8 @@ def main() -> int:
                 figures.setdefault(f"validate {args.rows:,} rows: peak RSS MB", []).append(
                     v.peak_mb
                 )
+                if "apply" in args.skip:  # the rows' validate point only
+                    continue
                 a = apply_point(sim, big[0], big[1], checkout, scratch)
                 figures.setdefault(f"plan+apply {args.rows:,} rows: wall s", []).append(a.wall)
                 figures.setdefault(f"plan+apply {args.rows:,} rows: peak RSS MB", []).append(
