@@ -10,6 +10,7 @@ when the caller says so (``color=True``): the command decides, from the terminal
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import click
@@ -74,7 +75,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
     for account, entries in _grouped(plan):
         lines.append(click.style(account, bold=True) if color else account)
         channel = None
+        blind = [e for e in entries if isinstance(e, Operation) and e.write_only]
         for entry in entries:
+            if entry in blind:  # said once per account below, not one line each
+                continue
             if entry.key.channel_id and entry.key.channel_id != channel:
                 channel = entry.key.channel_id
                 lines.append(f"  channel {channel}")
@@ -85,10 +89,22 @@ def render_text(plan: Plan, color: bool = False) -> str:
             else:
                 head = _paint(f"{entry.symbol} {_what(entry)}", entry.symbol, color)
                 lines.append(f"{indent}{head}: {_describe(entry)}  [{entry.source}]")
+        if blind:
+            lines.append(_write_only_line(blind, color))
     lines.extend(_warning_lines(plan, color))
     total = totals_line(plan)
     lines.append(click.style(total, bold=True) if color else total)
     return "\n".join(lines)
+
+
+def _write_only_line(operations: list[Operation], color: bool) -> str:
+    """``? 80 write-only items written again (enable ×79, playback_callback ×1)``: values
+    POLYV does not return, so no plan can show whether they differ (JSON lists each)."""
+    fields = Counter(change.field for op in operations for change in op.changes)
+    shown = ", ".join(f"{name} ×{count}" for name, count in sorted(fields.items()))
+    many = len(operations) != 1
+    head = _paint(f"? {len(operations)} write-only item{'s' if many else ''}", "?", color)
+    return f"  {head} written again, unverifiable ({shown})"
 
 
 def _warning_lines(plan: Plan, color: bool) -> list[str]:

@@ -241,3 +241,18 @@ def test_a_field_that_cannot_be_read_back_is_unverified_never_verified():
         check_stuck(op, {"nickname": "x"})
     with pytest.raises(NotStuck, match="gone"):
         check_stuck(op, None)
+
+
+def test_write_only_items_are_one_line_per_account_in_text_and_each_in_json():
+    channel = DesiredChannel(10, (monitor(1, enable="Y"), monitor(2, enable="N")), HERE)
+    desired = manifest(account(manages=False, channels=[channel]))
+    live = LiveState(monitors={("east", 10): {1: Monitor(1, 10, "a"), 2: Monitor(2, 10, "b")}})
+    plan = make_plan(desired, live)
+    assert render_text(plan).splitlines() == [
+        "east",
+        "  ? 2 write-only items written again, unverifiable (enable ×2)",
+        "No changes. 2 write-only items will be written again (POLYV does not return the "
+        "value, so it cannot be checked).",
+    ]
+    assert len(json.loads(render_json(plan))["operations"]) == 2
+    assert not plan.has_drift and plan.has_changes
