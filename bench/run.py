@@ -1,7 +1,8 @@
-"""bulkpolyv benchmarks: throughput against POLYV's ceiling, overhead, scale.
+"""bulkpolyv benchmarks: the rate budget against POLYV's ceiling, overhead, scale.
 
-    python bench/run.py            # the full run (about 3 minutes on 2 cores)
-    python bench/run.py --tiny     # seconds; what the test suite runs so this never rots
+    python bench/run.py              # everything; the rate scenarios 5 times (~25 minutes)
+    python bench/run.py --rate-only  # only the rate scenarios (bench/ratebench.py)
+    python bench/run.py --tiny       # seconds; what the test suite runs so this never rots
 
 The simulator runs in a separate process (``bulkpolyv sim``), so the runner's CPU is its
 own; each scenario loads a fresh seeded state into it. Figures that are compared are
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -28,149 +30,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
-from bulkpolyv import RunSettings, apply, load_manifest, open_runtime, signed_params
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SECRET_ENV = {"BENCH_APP_ID": "app-bench", "BENCH_SECRET": "bench-secret-not-real"}
-UNLIMITED = "1000000/10"
+from common import SECRET_ENV, UNLIMITED, Figure, SimProcess, make_world, run_bulkpolyv
+from ratebench import TINY_RATE, RateSizes, rate_figures
 
-
-@dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    goal: str
-    passed: bool | None  # None: informational
-
-    def row(self) -> list[str]:
-        verdict = "" if self.passed is None else ("pass" if self.passed else "FAIL")
-        return [self.name, f"{self.value:,.2f} {self.unit}".strip(), self.goal, verdict]
-
-
-# --- the simulator process ------------------------------------------------------------------
-
-
-class SimProcess:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bulkpolyv", "sim", "--port", "0", "--rate", UNLIMITED],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"the simulator did not start: {line!r}")
-        self.url = line.rsplit(" ", 1)[-1].strip()
-
-    def admin(self, method: str, path: str, payload: Any = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
-
-    def prepare(
-        self,
-        state: dict[str, Any],
-        *,
-        rate: str = UNLIMITED,
-        latency: float = 0.0,
-        error_rate: float = 0.0,
-        drop_rate: float = 0.0,
-        seed: int = 0,
-    ) -> None:
-        requests, seconds = rate.split("/")
-        self.admin("PUT", "/_sim/state", state)
-        self.admin(
-            "POST",
-            "/_sim/config",
-            {
-                "limits": {"rate_requests": int(requests), "rate_seconds": float(seconds)},
-                "faults": {
-                    "latency_min": latency,
-                    "latency_max": latency,
-                    "error_rate": error_rate,
-                    "drop_rate": drop_rate,
-                    "seed": seed,
-                },
-                "reset_stats": True,
-            },
-        )
-
-    def stats(self) -> dict[str, Any]:
-        return self.admin("GET", "/_sim/stats")
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
-# --- worlds ---------------------------------------------------------------------------------
-
-
-def make_world(directory: Path, monitors: int, per_channel: int) -> tuple[Path, dict[str, Any]]:
-    """A manifest (monitors in a CSV) and a POLYV state where every monitor's nickname is
-    wrong, so each monitor is one write."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rows = ["channel_id,monitor_id,nickname,password,enable"]
-    channels: dict[int, list[dict[str, Any]]] = {}
-    for index in range(monitors):
-        channel_id = 100_000 + index // per_channel
-        monitor_id = 1_000_000 + index
-        rows.append(f"{channel_id},{monitor_id},bench-{index},,")
-        channels.setdefault(channel_id, []).append(
-            {"id": monitor_id, "nickname": f"old-{index}", "password": "pw-123456", "enable": "Y"}
-        )
-    (directory / "monitors.csv").write_text("\n".join(rows) + "\n")
-    manifest = directory / "bench.yaml"
-    manifest.write_text(
-        "version: 1\naccounts:\n  - name: bench\n    user_id: u-bench\n"
-        "    app_id: ${BENCH_APP_ID}\n    app_secret: ${BENCH_SECRET}\n"
-        "    channels_file: monitors.csv\n"
-    )
-    state = {
-        "accounts": [
-            {
-                "user_id": "u-bench",
-                "app_id": SECRET_ENV["BENCH_APP_ID"],
-                "app_secret": SECRET_ENV["BENCH_SECRET"],
-                "channels": [{"channel_id": c, "monitors": m} for c, m in channels.items()],
-            }
-        ]
-    }
-    return manifest, state
-
-
-# --- runners --------------------------------------------------------------------------------
-
-
-async def run_bulkpolyv(
-    manifest_path: Path, api_base: str, *, rate: str, concurrency: int, **overrides: Any
-) -> tuple[float, dict[str, int]]:
-    manifest = load_manifest(manifest_path, env=SECRET_ENV)
-    requests, seconds = rate.split("/")
-    settings = RunSettings(
-        api_base=api_base,
-        requests=int(requests),
-        per_seconds=float(seconds),
-        concurrency=concurrency,
-        cooldown=5,
-        **overrides,
-    )
-    started = time.perf_counter()
-    async with open_runtime(manifest, settings) as runtime:  # no display: no heartbeat lines
-        result = await apply(manifest, runtime, handle_signals=False)
-    return time.perf_counter() - started, result.counts
+from bulkpolyv import load_manifest, signed_params
 
 
 async def run_bare_loop(
@@ -289,53 +159,6 @@ TINY = Sizes(
 )
 
 
-async def ceiling(
-    sim: SimProcess, scratch: Path, sizes: Sizes, latency: float, label: str
-) -> tuple[list[Figure], float]:
-    manifest, state = make_world(
-        scratch / f"ceiling-{label}", sizes.ceiling_updates, sizes.per_channel
-    )
-    rate = f"{sizes.window_requests}/{sizes.window_seconds:g}"
-    sim.prepare(state, rate=rate, latency=latency)
-    wall, counts = await run_bulkpolyv(manifest, sim.url, rate=rate, concurrency=sizes.concurrency)
-    stats = sim.stats()
-    duration = stats["last_request_at"] - stats["first_request_at"]
-    configured = sizes.window_requests / sizes.window_seconds
-    achieved = stats["requests"] / (duration + sizes.window_seconds / 10)
-    figures = [
-        Figure(
-            f"{label}: updates applied",
-            counts["changed"],
-            "",
-            f"= {sizes.ceiling_updates:,}",
-            counts["changed"] == sizes.ceiling_updates,
-        ),
-        Figure(
-            f"{label}: achieved ÷ configured rate",
-            achieved / configured,
-            "",
-            "≥ 0.95",
-            achieved / configured >= 0.95,
-        ),
-        Figure(
-            f"{label}: simulator rate-limit violations",
-            stats["violations"],
-            "",
-            "= 0",
-            stats["violations"] == 0,
-        ),
-        Figure(
-            f"{label}: peak requests in one {sizes.window_seconds:g} s window",
-            stats["peak_in_window"],
-            "",
-            f"≤ {sizes.window_requests}",
-            stats["peak_in_window"] <= sizes.window_requests,
-        ),
-        Figure(f"{label}: updates/s", sizes.ceiling_updates / wall, "items/s", "", None),
-    ]
-    return figures, sizes.ceiling_updates / wall
-
-
 async def baseline(
     sim: SimProcess, scratch: Path, sizes: Sizes, bulk_items_per_second: float
 ) -> list[Figure]:
@@ -429,12 +252,14 @@ def scale(sim: SimProcess, scratch: Path, sizes: Sizes) -> list[Figure]:
     return figures
 
 
-async def run_all(sizes: Sizes, scratch: Path) -> list[Figure]:
+async def run_all(
+    sizes: Sizes, rate_sizes: RateSizes, scratch: Path, rate_only: bool
+) -> list[Figure]:
     sim = SimProcess()
     try:
-        figures, bulk_100ms = await ceiling(sim, scratch, sizes, 0.1, "ceiling 100 ms")
-        more, _ = await ceiling(sim, scratch, sizes, 0.3, "latency 300 ms")
-        figures += more
+        figures, bulk_100ms = await rate_figures(sim, scratch, rate_sizes)
+        if rate_only:
+            return figures
         figures += await baseline(sim, scratch, sizes, bulk_100ms)
         figures += await overhead(sim, scratch, sizes)
         figures += await faults(sim, scratch, sizes)
@@ -457,13 +282,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.json"))
+    parser.add_argument("--runs", type=int, help="runs of the rate scenarios (default 5)")
+    parser.add_argument("--rate-only", action="store_true", help="only the rate scenarios")
     args = parser.parse_args()
     sizes = TINY if args.tiny else Sizes()
+    rate_sizes = dataclasses.replace(
+        TINY_RATE if args.tiny else RateSizes(), **({"runs": args.runs} if args.runs else {})
+    )
     # Item failures are counted in the table; one log line per failed item would bury it.
     logging.getLogger("bulkpolyv").setLevel(logging.ERROR)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bulkpolyv-bench-") as scratch:
-        figures = asyncio.run(run_all(sizes, Path(scratch)))
+        # Journals, locks and budgets of this run stay in the scratch directory.
+        os.environ["XDG_STATE_HOME"] = str(Path(scratch) / "state")
+        figures = asyncio.run(run_all(sizes, rate_sizes, Path(scratch), args.rate_only))
     total = time.perf_counter() - started
     print_table(figures)
     own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -475,6 +307,7 @@ def main() -> int:
         json.dumps(
             {
                 "sizes": asdict(sizes),
+                "rate_sizes": asdict(rate_sizes),
                 "seconds": round(total, 1),
                 "figures": [asdict(f) for f in figures],
             },

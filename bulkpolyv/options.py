@@ -11,15 +11,17 @@ import functools
 import ipaddress
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import click
 
+from bulkpolyv.budget import BudgetUnavailable
 from bulkpolyv.exitcodes import ExitCode
 from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
 from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
 from bulkpolyv.run import RunSettings
+from bulkpolyv.shard import Shard, ShardSpecError, parse_shard
 
 
 def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
@@ -43,7 +45,7 @@ def parse_rate(text: str | None) -> tuple[int | None, float | None]:
         count, seconds = text.split("/", 1)
         return int(count), float(seconds)
     except ValueError:
-        raise click.BadParameter("use N/S, e.g. 1200/10", param_hint="--rate") from None
+        raise click.BadParameter("use N/S, e.g. 1400/10", param_hint="--rate") from None
 
 
 def warn_about_transport(api_base: str, insecure: bool) -> None:
@@ -67,6 +69,32 @@ def warn_about_transport(api_base: str, insecure: bool) -> None:
         )
 
 
+class _Concurrency(click.ParamType):
+    name = "auto|N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 1000:
+            self.fail(f"{value!r} is neither auto nor a number from 1 to 1000", param, ctx)
+        return number
+
+
+class _Shard(click.ParamType):
+    name = "K/N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Shard:
+        try:
+            return value if isinstance(value, Shard) else parse_shard(str(value))
+        except ShardSpecError as error:
+            self.fail(str(error), param, ctx)
+
+
+CONCURRENCY, SHARD = _Concurrency(), _Shard()
 def check_api_base(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """``--api-base`` must be a full URL: ``127.0.0.1:8790`` would be read as a scheme."""
     if value is None:
@@ -91,7 +119,11 @@ INSECURE = click.option("--insecure", is_flag=True, help="Skip TLS checks (local
 RUN_OPTIONS = [
     API_BASE,
     click.option("--rate", help="Requests per window, N/S (default: the manifest's limits)."),
-    click.option("--concurrency", type=click.IntRange(1, 1000), help="Requests in flight."),
+    click.option(
+        "--concurrency",
+        type=CONCURRENCY,
+        help="Requests in flight: auto (follows latency; the default) or a number that caps it.",
+    ),
     click.option("--timeout", type=click.FloatRange(min=0.1), help="Seconds per request."),
     click.option(
         "--only",
@@ -106,6 +138,17 @@ RUN_OPTIONS = [
         help="Seconds to pause everything after a rate limit.",
     ),
     INSECURE,
+    click.option(
+        "--budget",
+        help="Where the rate budget is shared: local (default: every run on this host), "
+        "redis://HOST:PORT/DB (every host behind one IP), sqlite:///PATH or memory. "
+        "Also BULKPOLYV_BUDGET or the manifest's limits.budget.",
+    ),
+    click.option(
+        "--shard",
+        type=SHARD,
+        help="Only shard K of N (K/N): a stable share of the accounts, for N hosts or pods.",
+    ),
 ]
 
 
@@ -118,10 +161,12 @@ def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
         *args: Any,
         api_base: str | None,
         rate: str | None,
-        concurrency: int | None,
+        concurrency: int | Literal["auto"] | None,
         timeout: float | None,
         cooldown: float,
         insecure: bool,
+        budget: str | None,
+        shard: Shard | None,
         **kwargs: Any,
     ) -> Any:
         requests, per_seconds = parse_rate(rate)
@@ -142,8 +187,13 @@ def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
             timeout=timeout,
             cooldown=cooldown,
             insecure=insecure,
+            budget=budget,
+            shard=shard,
         )
-        return command(*args, settings=settings, **kwargs)
+        try:
+            return command(*args, settings=settings, **kwargs)
+        except BudgetUnavailable as error:  # never a silent private budget: stop, say why
+            fail(str(error))
 
     for option in reversed(RUN_OPTIONS):
         with_settings = option(with_settings)

@@ -32,9 +32,9 @@ pause or a TCP retransmission (we measured 52–55 ms late arrivals against 50 m
 Holding the place until W after the answer needs no slack at all.
 
 The cost: a place is held for W + latency, so at most N per (W + latency) go out — 0.91 of
-the configured rate at 1 s of latency and 10 s windows. **Pacing** (at most N/``parts`` of
-this process's grants in any W/``parts``) stays for smoothness only — a burst queues up on
-the way and is answered slowly; the rule alone makes the bound hold.
+the configured rate at 1 s of latency and 10 s windows. **Pacing** (this process's grants
+follow a schedule of N per W, at most N/``parts`` ahead of it) stays for smoothness only —
+a burst queues up on the way and is answered slowly; the rule alone makes the bound hold.
 
 The places live in a :class:`~bulkpolyv.budget.WindowStore`, so every process on a host (or
 a fleet, with Redis) shares one window; each still honours its own N against the shared
@@ -49,14 +49,14 @@ import asyncio
 import contextlib
 import math
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
 from bulkpolyv.budget.base import BudgetUnavailable
+from bulkpolyv.concurrency import AutoConcurrency, ResizableSemaphore
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
-from bulkpolyv.stopping import Stop, StopKind
+from bulkpolyv.stopping import Stop, StopKind, Stopped
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -139,12 +139,15 @@ class ArrivalWindowLimiter:
         self.window = per_seconds
         self.lease = per_seconds + max_request_seconds
         self.store: WindowStore = store if store is not None else MemoryStore(clock=clock)
-        self._pace_count = max(1, math.ceil(requests / parts))
-        self._pace_window = per_seconds / parts
-        self._paced: deque[float] = deque(maxlen=self._pace_count)
+        # Pacing as a virtual schedule (GCRA): one grant every W/N on average, a burst of
+        # N/parts at most ahead of it. A grant that comes late does not push the schedule
+        # back, so a busy loop or a slow store costs no rate over a long run.
+        self._interval = per_seconds / requests
+        self._tolerance = max(1, math.ceil(requests / parts) - 1) * self._interval
+        self._schedule: float | None = None  # when the next grant is due on the schedule
         self._max_poll = max_poll
         self._ids = ReservationIds()
-        self._clock = clock
+        self.clock = clock
         self._sleep = sleep
         # One local waiter asks the store at a time: first come, first served within the
         # process, and the store is polled once per wait, not once per worker.
@@ -171,17 +174,18 @@ class ArrivalWindowLimiter:
                 reservation_id = self._ids()
                 wait = await self._reserve(reservation_id)
                 if wait <= 0:
-                    granted_at = self._clock()
-                    self._paced.append(granted_at)
+                    granted_at = self.clock()
+                    due = self._schedule if self._schedule is not None else granted_at
+                    self._schedule = max(due, granted_at) + self._interval
                     return Permit(self.store, reservation_id, self.window, granted_at)
                 poll = min(max(wait, MIN_POLL), self._max_poll)
                 if await sleep_unless_stopped(poll, stop, self._sleep):
                     return None
 
     def _pace_wait(self) -> float:
-        if len(self._paced) < self._pace_count:
+        if self._schedule is None:
             return 0.0
-        return self._paced[0] + self._pace_window - self._clock()
+        return self._schedule - self._tolerance - self.clock()
 
     async def _reserve(self, reservation_id: str) -> float:
         try:
@@ -192,10 +196,6 @@ class ArrivalWindowLimiter:
             with contextlib.suppress(BudgetUnavailable):
                 await asyncio.shield(self.store.cancel(reservation_id))
             raise
-
-
-# The name run.py still uses; the wiring for issue 11 switches it to ArrivalWindowLimiter.
-PacedWindowLimiter = ArrivalWindowLimiter
 
 
 class CoolDown:
@@ -282,17 +282,24 @@ class Reachability:
 class RequestGate:
     """Concurrency cap + cool-down + sliding window, in that order, around every send.
 
+    ``concurrency`` is a fixed number of requests in flight, or an :class:`AutoConcurrency`
+    that the gate feeds with each request's time from its place being granted to its answer
+    (waiting for a pooled connection included) and follows: :attr:`ceiling` is the most it
+    will ever let go, what the worker pool and the connection pool are sized to.
+
     It also watches what comes back: a rate-limit answer trips the cool-down; an
     unreachable host, or a wall of failures that outlasts one cool-down, stops the run
     (:class:`Reachability`). Every wait in :meth:`slot` races ``stop``, and ``stop`` is
-    checked once more right before the request goes out: nothing is sent after a stop.
+    checked once more right before the request goes out: nothing is sent after a stop. A
+    budget store that fails (:class:`BudgetUnavailable`) stops the run too (aborted, with
+    the store's sentence): without the shared count nothing may be sent.
     """
 
     def __init__(
         self,
         limiter: ArrivalWindowLimiter,
         cooldown: CoolDown,
-        concurrency: int,
+        concurrency: int | AutoConcurrency,
         *,
         connection_failure_burst: int = 50,
         events: RunEvents | None = None,
@@ -301,26 +308,19 @@ class RequestGate:
         self.limiter = limiter
         self.cooldown = cooldown
         self.sent = 0
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self.auto = concurrency if isinstance(concurrency, AutoConcurrency) else None
+        self.ceiling = self.auto.ceiling if self.auto is not None else int(concurrency)
+        self.in_flight = ResizableSemaphore(
+            self.auto.target if self.auto is not None else self.ceiling
+        )
         self.reachability = Reachability(connection_failure_burst)
         self.events = events or RunEvents()
         self.stop = stop or Stop()
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        async with self._semaphore:
-            while True:
-                await self.cooldown.wait(self.stop)
-                permit = await self.limiter.acquire_until(self.stop)  # type: ignore[arg-type]
-                if permit is None:
-                    self.stop.check()  # stopped while waiting for a place
-                    continue
-                if self.stop.is_set():  # right before the send: nothing goes out now
-                    await permit.cancel()
-                    self.stop.check()
-                if not self.cooldown.active:
-                    break
-                await permit.cancel()  # a pause began while we waited: nothing was sent
+        async with self.in_flight:
+            permit = await self._permit()
             generation = self.cooldown.generation
             self.sent += 1
             try:
@@ -331,8 +331,43 @@ class RequestGate:
             finally:
                 # Answered, failed, timed out or cancelled mid-send: it may have arrived, so
                 # its place is held W from now (rule 1), never given back.
-                await permit.complete()
+                await self._complete(permit)
             self.reachability.answered()
+
+    async def _permit(self) -> Permit:
+        """A place in the window, outside any cool-down, unless the run stops first
+        (:class:`Stopped`)."""
+        while True:
+            await self.cooldown.wait(self.stop)
+            with self._stop_on_budget_failure():
+                permit = await self.limiter.acquire_until(self.stop)  # type: ignore[arg-type]
+            if permit is None:
+                self.stop.check()  # stopped while waiting for a place
+                continue
+            if self.stop.is_set() or self.cooldown.active:
+                # stopping, or a pause began while we waited: nothing was sent
+                with self._stop_on_budget_failure():
+                    await permit.cancel()
+                self.stop.check()
+                continue
+            return permit
+
+    async def _complete(self, permit: Permit) -> None:
+        # The answer is in, so this request's outcome stands even if the store fails now:
+        # its place stays counted until its lease runs out (longer than W after the
+        # answer), so the bound holds; the stop keeps anything else from being sent.
+        with contextlib.suppress(Stopped), self._stop_on_budget_failure():
+            await permit.complete()
+        if self.auto is not None:
+            self.in_flight.resize(self.auto.observe(self.limiter.clock() - permit.granted_at))
+
+    @contextlib.contextmanager
+    def _stop_on_budget_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except BudgetUnavailable as error:
+            self.stop.set(str(error), kind=StopKind.ABORTED)
+            raise Stopped(self.stop.reason or str(error)) from error
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         return self._slot()

@@ -13,25 +13,29 @@ import asyncio
 import contextlib
 import dataclasses
 import fnmatch
+import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 
+from bulkpolyv.budget import WindowStore, make_store, opened
 from bulkpolyv.client import PolyvClient, new_session
+from bulkpolyv.concurrency import AutoConcurrency
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import FanOut, RunEvents
 from bulkpolyv.executor import Executor
 from bulkpolyv.journal import Journal, prune_journals, retention_days
-from bulkpolyv.manifest.model import Manifest
+from bulkpolyv.manifest.model import Limits, Manifest
 from bulkpolyv.operations import reads_for
 from bulkpolyv.plan import ItemKey, Plan, check_safety, make_plan
 from bulkpolyv.planfile import ReviewedPlan
 from bulkpolyv.privatefiles import check_writable
-from bulkpolyv.ratelimit import CoolDown, PacedWindowLimiter, RequestGate
+from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
 from bulkpolyv.report import (
     ApplyResult,
     ApplyStatus,
@@ -42,6 +46,7 @@ from bulkpolyv.report import (
     write_report,
 )
 from bulkpolyv.retry import RetryPolicy, Sleep
+from bulkpolyv.shard import Shard
 from bulkpolyv.stopping import Stop, StopKind
 
 
@@ -52,7 +57,7 @@ class RunSettings:
     api_base: str | None = None
     requests: int | None = None
     per_seconds: float | None = None
-    concurrency: int | None = None
+    concurrency: int | Literal["auto"] | None = None
     timeout: float | None = None
     attempts: int | None = None
     cooldown: float = 300.0
@@ -60,6 +65,13 @@ class RunSettings:
     connection_failure_burst: int = 50
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    budget: str | None = None  # a budget store (bulkpolyv.budget.make_store); None: see below
+    shard: Shard | None = None  # only the accounts this shard owns (see run.select)
+
+
+# How long past its timeout a request may still be between its grant and its answer
+# (scheduling, the loop being busy): its place must not be freed before it is answered.
+REQUEST_TIME_MARGIN = 10.0
 
 
 @dataclass
@@ -73,6 +85,28 @@ class Runtime:
     stop: Stop  # the run's one stop: signals, an unreachable host, a journal that fails
 
 
+def budget_spec(
+    settings: RunSettings, limits: Limits, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """Which budget store to use: ``--budget``, else ``BULKPOLYV_BUDGET``, else the
+    manifest's ``limits.budget``; None is the default (the host-wide local store)."""
+    return settings.budget or environ.get("BULKPOLYV_BUDGET") or limits.budget
+
+
+def concurrency_for(
+    settings: RunSettings, limits: Limits, clock: Callable[[], float] = time.monotonic
+) -> AutoConcurrency:
+    """Requests in flight follow rate x latency; a number (the flag's first, then the
+    manifest's) caps them, and so sizes the worker and connection pools."""
+    chosen = settings.concurrency or limits.concurrency
+    return AutoConcurrency(
+        settings.requests or limits.requests,
+        settings.per_seconds or limits.per_seconds,
+        cap=None if chosen == "auto" else int(chosen),
+        clock=clock,
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     manifest: Manifest,
@@ -84,46 +118,59 @@ async def open_runtime(
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
+    store: WindowStore | None = None,
 ) -> AsyncIterator[Runtime]:
     """The gate, client and executor for ``manifest``; ``events`` (and the ``journal``,
-    which :func:`apply` opens once the plan is confirmed) observe everything they do."""
+    which :func:`apply` opens once the plan is confirmed) observe everything they do.
+
+    Every request goes through one gate whose window lives in the shared budget store
+    (``store``, else :func:`budget_spec`'s); a store that cannot be opened raises
+    :class:`~bulkpolyv.budget.BudgetUnavailable` before anything is sent."""
     limits = manifest.limits
-    concurrency = settings.concurrency or limits.concurrency
+    api_base = settings.api_base or manifest.api_base
+    timeout = settings.timeout or limits.timeout
     stop = Stop()
     observers = FanOut(*(o for o in (events, journal) if o is not None))
-    limiter = PacedWindowLimiter(
-        settings.requests or limits.requests,
-        settings.per_seconds or limits.per_seconds,
-        clock=clock,
-        sleep=sleep,
-    )
-    gate = RequestGate(
-        limiter,
-        CoolDown(settings.cooldown, clock=clock, sleep=sleep),
-        concurrency,
-        connection_failure_burst=settings.connection_failure_burst,
-        events=observers,
-        stop=stop,
-    )
-    policy = RetryPolicy(
-        attempts=settings.attempts or limits.attempts,
-        backoff_base=settings.backoff_base,
-        backoff_cap=settings.backoff_cap,
-        rng=rng or random.Random(),
-        sleep=sleep,
-    )
     async with contextlib.AsyncExitStack() as stack:
-        if session is None:
-            session = await stack.enter_async_context(new_session(connections=concurrency))
-        client = PolyvClient(
-            session,
-            api_base=settings.api_base or manifest.api_base,
-            timeout=settings.timeout or limits.timeout,
-            gate=gate,
-            ssl=not settings.insecure,
+        if store is None:
+            store = make_store(budget_spec(settings, limits), api_base, clock=clock)
+            await stack.enter_async_context(opened(store))
+        limiter = ArrivalWindowLimiter(
+            settings.requests or limits.requests,
+            settings.per_seconds or limits.per_seconds,
+            store=store,
+            max_request_seconds=timeout + REQUEST_TIME_MARGIN,
+            clock=clock,
+            sleep=sleep,
         )
+        gate = RequestGate(
+            limiter,
+            CoolDown(settings.cooldown, clock=clock, sleep=sleep),
+            concurrency_for(settings, limits, clock),
+            connection_failure_burst=settings.connection_failure_burst,
+            events=observers,
+            stop=stop,
+        )
+        policy = RetryPolicy(
+            attempts=settings.attempts or limits.attempts,
+            backoff_base=settings.backoff_base,
+            backoff_cap=settings.backoff_cap,
+            rng=rng or random.Random(),
+            sleep=sleep,
+        )
+        if session is None:
+            session = await stack.enter_async_context(new_session(connections=gate.ceiling))
+        client = PolyvClient(
+            session, api_base=api_base, timeout=timeout, gate=gate, ssl=not settings.insecure
+        )
+        # As many workers as the gate could ever let go: they wait at the gate, not here.
         executor = Executor(
-            client, concurrency=concurrency, policy=policy, clock=clock, events=observers, stop=stop
+            client,
+            concurrency=gate.ceiling,
+            policy=policy,
+            clock=clock,
+            events=observers,
+            stop=stop,
         )
         yield Runtime(gate, executor, observers, journal, stop)
 
@@ -148,7 +195,7 @@ async def read_plan(
         runtime.events.phase_done()
     stop = runtime.stop
     if stop.is_set() and stop.kind is not StopKind.INTERRUPTED:
-        raise RunStopped(stop.reason or "stopped")
+        raise RunStopped(stop.reason or "stopped")  # unreachable, or the budget failed
     return make_plan(manifest, live)
 
 
@@ -169,10 +216,14 @@ def managed_items(manifest: Manifest) -> Iterator[ItemKey]:
 
 
 def select(
-    manifest: Manifest, only: Iterable[str] = (), keys: set[ItemKey] | None = None
+    manifest: Manifest,
+    only: Iterable[str] = (),
+    keys: set[ItemKey] | None = None,
+    shard: Shard | None = None,
 ) -> Manifest:
-    """The manifest narrowed to ``--only`` patterns (``glob`` or ``glob/channel_id``) and,
-    for ``--retry-failed``, to the given items."""
+    """The manifest narrowed to ``--only`` patterns (``glob`` or ``glob/channel_id``),
+    for ``--retry-failed`` to the given items, and for ``--shard K/N`` to the accounts
+    that shard owns (whole accounts: see :mod:`bulkpolyv.shard` for why)."""
     # Each pattern is (account glob, channel id or None for the whole account).
     patterns = [(p.split("/", 1)[0], p.split("/", 1)[1] if "/" in p else None) for p in only]
 
@@ -187,6 +238,8 @@ def select(
 
     accounts = []
     for account in manifest.accounts:
+        if shard is not None and not shard.owns(account.name):
+            continue
         callbacks = {
             kind: url
             for kind, url in account.callbacks.items()

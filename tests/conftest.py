@@ -41,6 +41,15 @@ EAST = Credentials("u-east", "app-east", "SECRET-EAST-0001")
 WEST = Credentials("u-west", "app-west", "SECRET-WEST-0002")
 
 
+@pytest.fixture(autouse=True)
+def private_state_directory(tmp_path_factory, monkeypatch):
+    """Every test keeps its journals, locks and rate budget in a directory of its own: the
+    default budget is shared by every bulkpolyv process of the user, so a test must not
+    count against (or wait for) a real run, nor another test process."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("BULKPOLYV_BUDGET", raising=False)
+
+
 @pytest.fixture
 def simulator() -> PolyvSimulator:
     return PolyvSimulator(SimState.from_data(SEED_STATE), SimConfig())

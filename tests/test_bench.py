@@ -16,13 +16,15 @@ def test_tiny_benchmark_runs_and_reports_every_figure(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=170,  # a violation shows as a figure: the simulator blocks 3 s, not 300
     )
     assert result.returncode == 0, result.stderr[-2000:]
     names = [f["name"] for f in json.loads(out.read_text())["figures"]]
     for expected in (
         "achieved ÷ configured",
         "violations",
+        "3 processes, one host: combined ÷ budget",
+        "3 processes, Redis budget: combined ÷ budget",
         "speed-up",
         "bare loop",
         "runner peak RSS",

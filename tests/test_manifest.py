@@ -196,9 +196,9 @@ def test_account_references_and_settings_are_kept_as_written_for_export():
     assert manifest.written_settings == {
         "api_base": "https://api.polyv.net",
         "limits": {
-            "requests": 1200,
+            "requests": 1400,
             "per_seconds": 10,
-            "concurrency": 32,
+            "concurrency": "auto",
             "timeout": 20,
             "attempts": 5,
         },

@@ -8,7 +8,7 @@ import pytest
 from bulkpolyv.budget import MemoryStore
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
-from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+from bulkpolyv.ratelimit import MIN_POLL, ArrivalWindowLimiter, CoolDown, RequestGate
 from tests.virtualtime import virtual_time
 
 
@@ -182,7 +182,7 @@ async def test_each_process_honours_its_own_limit_against_the_shared_count():
             await task
 
 
-async def test_pacing_sends_in_small_steps_at_the_full_average_rate():
+async def test_pacing_sends_a_small_burst_then_at_the_full_average_rate():
     sent = []
     with virtual_time() as time:
         window = limiter(100, 10.0, time.clock)
@@ -195,9 +195,27 @@ async def test_pacing_sends_in_small_steps_at_the_full_average_rate():
 
         await asyncio.gather(*(worker() for _ in range(20)))
     assert max_in_any_window(sent, 10.0) == 100
-    assert max_in_any_window(sent, 1.0) == 10  # never a whole window at once
-    # answers are instant, so 10 go every second: 1,000 sends take 99 s
-    assert max(sent) == pytest.approx(99.0)
+    # a burst of 10 (N/parts), then one every 0.1 s: never a whole window at once
+    assert sorted(sent)[:12] == pytest.approx([0.0] * 10 + [0.1, 0.2])
+    assert max_in_any_window(sent, 1.0) == 19
+    # answers are instant, so each window's 100 go in 9 s: 1,000 sends take 99 s, plus one
+    # shortest poll (1 ms): at t=10 the first place is still 1e-15 s from running out
+    assert max(sent) == pytest.approx(99.0 + MIN_POLL)
+
+
+async def test_a_late_grant_does_not_push_the_pacing_schedule_back():
+    """The loop was busy from t=1 to t=1.35: the grants due meanwhile (at 1.1, 1.2, 1.3)
+    go at once when it is free again, so the average rate is not lost."""
+    sent = []
+    with virtual_time() as time:
+        window = limiter(100, 10.0, time.clock)
+        for _ in range(20):
+            sent.append((await window.acquire()).granted_at)
+        await asyncio.sleep(0.35)
+        for _ in range(10):
+            sent.append((await window.acquire()).granted_at)
+    assert sent[10:20] == pytest.approx([0.1 * k for k in range(1, 11)])
+    assert sent[20:] == pytest.approx([1.35] * 3 + [1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0])
 
 
 async def test_cooldown_trips_once_per_block_for_requests_sent_before_it():

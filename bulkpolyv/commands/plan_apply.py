@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from bulkpolyv import eventloop
+from bulkpolyv.budget.redisstore import redacted as redacted_store
 from bulkpolyv.commands import causes
 from bulkpolyv.commands.common import Output, output, plan_colour, verbosity
 from bulkpolyv.commands.lines import METRICS_FILE, metrics_written, say
@@ -30,6 +31,7 @@ from bulkpolyv.render import render_json, render_markdown, render_text
 from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
 from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan, select
 from bulkpolyv.runlock import LockBusy, lock_for
+from bulkpolyv.shard import Shard
 from bulkpolyv.urls import redact_url
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
@@ -41,13 +43,13 @@ def show_plan(plan: Plan, fmt: str = "text", *, colour: bool = False) -> None:
     click.echo(text, color=colour if fmt == "text" else False)
 
 
-def selected(manifest: Manifest, only: tuple[str, ...], keys=None) -> Manifest:  # type: ignore[no-untyped-def]
+def selected(manifest: Manifest, only: tuple[str, ...], keys=None, shard=None) -> Manifest:  # type: ignore[no-untyped-def]
     """``select``, but an ``--only`` pattern that matches nothing is an error naming it."""
     for pattern in only:
         if not select(manifest, (pattern,)).accounts:
             names = ", ".join(a.name for a in manifest.accounts) or "(none)"
             fail(f"--only {pattern!r} matches nothing in {manifest.path}; its accounts: {names}")
-    return select(manifest, only, keys)
+    return select(manifest, only, keys, shard)
 
 
 def progress_for(out: Output) -> RunProgress | None:
@@ -112,7 +114,7 @@ def plan(
     """
     terminal = output()
     with metrics_written(metrics_file, "plan", manifest_path) as figures:
-        manifest = selected(load(manifest_path), only)
+        manifest = selected(load(manifest_path), only, shard=settings.shard)
         warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
 
         async def run() -> Plan | None:
@@ -189,7 +191,9 @@ def apply_command(
     """Apply the manifest: plan, confirm, change what differs (see exit codes in README)."""
     terminal = output()
     with metrics_written(metrics_file, "apply", manifest_path) as figures:
-        manifest, reviewed = what_to_apply(manifest_path, only, retry_failed, plan_file)
+        manifest, reviewed = what_to_apply(
+            manifest_path, only, retry_failed, plan_file, settings.shard
+        )
         warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
         if not (yes or dry_run or on_a_terminal()):
             fail(
@@ -233,7 +237,11 @@ def apply_command(
 
 
 def what_to_apply(
-    manifest_path: str, only: tuple[str, ...], retry_failed: str | None, plan_file: str | None
+    manifest_path: str,
+    only: tuple[str, ...],
+    retry_failed: str | None,
+    plan_file: str | None,
+    shard: Shard | None = None,
 ) -> tuple[Manifest, ReviewedPlan | None]:
     """The manifest narrowed by ``--only``/``--retry-failed``, and the reviewed plan."""
     if plan_file and (retry_failed or only):
@@ -242,7 +250,7 @@ def what_to_apply(
             "--retry-failed"
         )
     loaded = load(manifest_path)
-    manifest = selected(loaded, only, retry_keys(retry_failed, loaded.digest))
+    manifest = selected(loaded, only, retry_keys(retry_failed, loaded.digest), shard)
     try:
         return manifest, ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
@@ -271,6 +279,10 @@ def invocation(api_base: str) -> Invocation:
         )
     if "api_base" in flags:
         flags["api_base"] = redact_url(flags["api_base"])
+    if "shard" in flags:
+        flags["shard"] = str(flags["shard"])
+    if "budget" in flags:  # a Redis URL may carry a password
+        flags["budget"] = redacted_store(flags["budget"])
     return Invocation(f"bulkpolyv {context.info_name}", flags, redact_url(api_base) or "")
 
 
