@@ -4,6 +4,7 @@
     python bench/efficiency.py --rows 1000000      # also the 1M-row point (takes minutes)
     python bench/efficiency.py --checkout DIR      # measure another checkout's code
     python bench/efficiency.py --loop uvloop       # bulkpolyv and the bare loop on uvloop
+    python bench/efficiency.py --budget default    # with the host-wide SQLite budget store
 
 Every figure is measured in a child process (``wait4`` gives its CPU time and peak RSS), so
 the same script measures any checkout of bulkpolyv, old or new, against the same simulator.
@@ -36,7 +37,7 @@ ENV = {"BENCH_APP_ID": "app-bench", "BENCH_SECRET": "bench-secret-not-real"}
 PER_CHANNEL = 10
 
 APPLY_CHILD = """
-import asyncio, inspect, json, logging, sys
+import asyncio, inspect, json, logging, os, sys
 from pathlib import Path
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.run import RunSettings, apply, open_runtime
@@ -49,8 +50,9 @@ async def main():
     settings = RunSettings(api_base=api_base, requests=1_000_000, per_seconds=10,
                            concurrency=64, cooldown=5)
     extra = {}
-    if "budget" in {f for f in getattr(RunSettings, "__dataclass_fields__", {})}:
-        settings.budget = "memory"  # the host budget store is measured on its own
+    budget = os.environ.get("EFFICIENCY_BUDGET", "memory")
+    if budget != "default" and "budget" in getattr(RunSettings, "__dataclass_fields__", {}):
+        settings.budget = budget  # "memory": the host budget store is measured on its own
     if "journal" in inspect.signature(open_runtime).parameters:
         from bulkpolyv.journal import Journal
         opened = open_runtime(manifest, settings, journal=Journal(Path(journal_path)))
@@ -269,8 +271,15 @@ def main() -> int:
         default="asyncio",
         help="the event loop of bulkpolyv and of the bare loop (BULKPOLYV_LOOP)",
     )
+    parser.add_argument(
+        "--budget",
+        default="memory",
+        help="bulkpolyv's budget store: memory (default here: the loop's own cost), default "
+        "(the host-wide SQLite store a run uses), or a spec such as sqlite:///path",
+    )
     args = parser.parse_args()
     os.environ["BULKPOLYV_LOOP"] = args.loop
+    os.environ["EFFICIENCY_BUDGET"] = args.budget
     checkout = args.checkout.resolve()
     sim = Simulator()
     figures: dict[str, list[float]] = {}
@@ -310,7 +319,7 @@ def main() -> int:
                 )
         finally:
             sim.close()
-    print(f"checkout: {checkout}  loop: {args.loop}")
+    print(f"checkout: {checkout}  loop: {args.loop}  budget: {args.budget}")
     width = max(len(name) for name in figures)
     for name, values in figures.items():
         print(f"{name.ljust(width)}  {median_worst(values)}")
