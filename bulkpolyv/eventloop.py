@@ -1,11 +1,12 @@
-"""Which event loop runs a command: uvloop when it is installed, asyncio's own otherwise.
+"""Which event loop runs a command: asyncio's own, or uvloop when asked for.
 
 uvloop (``pip install 'bulkpolyv[fast]'``) is a drop-in event loop on libuv that spends
-less CPU per request than asyncio's (``bench/efficiency.py --loop uvloop``); bulkpolyv
-behaves the same on either, so it is an optional extra, not a dependency.
-``BULKPOLYV_LOOP=asyncio`` keeps asyncio's loop even when uvloop is installed (to compare,
-or to rule uvloop out when chasing a problem); ``BULKPOLYV_LOOP=uvloop`` insists on it and
-says how to install it when it is missing; ``auto`` (the default) picks.
+less CPU per request than asyncio's. ``BULKPOLYV_LOOP=uvloop`` runs on it (and says how to
+install it when it is missing); ``BULKPOLYV_LOOP=auto`` runs on it when it is installed.
+The default stays asyncio's loop even when uvloop is installed: on uvloop one end-to-end
+rate-limit test behaves differently (tests/test_apply_e2e.py::
+test_a_429_storm_causes_one_cooldown_and_no_violation: no request meets the simulator's
+0.4 s block, 3 runs of 3; it passes on asyncio's loop), and that is not understood yet.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ def loop_factory(
     environ: Mapping[str, str] = os.environ,
     import_module: Callable[[str], ModuleType] = importlib.import_module,
 ) -> LoopFactory | None:
-    """uvloop's ``new_event_loop`` when installed and not declined; ``None`` means asyncio's."""
+    """uvloop's ``new_event_loop`` when asked for (and installed); ``None`` means asyncio's."""
     choice = environ.get("BULKPOLYV_LOOP", "").strip().lower()
     if choice not in ("", "asyncio", "auto", "uvloop"):
         raise BulkPolyvError(f"BULKPOLYV_LOOP={choice!r}: give asyncio, auto or uvloop")
-    if choice == "asyncio":
+    if choice in ("", "asyncio"):
         return None
     try:
         uvloop = import_module("uvloop")

@@ -1,4 +1,4 @@
-"""The event loop a command runs on: uvloop when installed and not declined."""
+"""The event loop a command runs on: asyncio's unless uvloop is asked for."""
 
 from __future__ import annotations
 
@@ -26,21 +26,20 @@ def importer(available: dict[str, ModuleType]):  # type: ignore[no-untyped-def]
     return import_module
 
 
-@pytest.mark.parametrize("choice", ["", "auto", "uvloop", " UVLOOP "])
-def test_uvloop_is_used_when_installed(choice: str) -> None:
+@pytest.mark.parametrize("choice", ["uvloop", "auto", " UVLOOP "])
+def test_uvloop_is_used_when_asked_for_and_installed(choice: str) -> None:
     uvloop = fake_uvloop()
     factory = eventloop.loop_factory({"BULKPOLYV_LOOP": choice}, importer({"uvloop": uvloop}))
     assert factory is uvloop.new_event_loop  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("environ", [{}, {"BULKPOLYV_LOOP": "auto"}])
-def test_asyncio_loop_when_uvloop_is_missing(environ: dict[str, str]) -> None:
-    assert eventloop.loop_factory(environ, importer({})) is None
-
-
-def test_bulkpolyv_loop_asyncio_declines_an_installed_uvloop() -> None:
-    environ = {"BULKPOLYV_LOOP": "asyncio"}
+@pytest.mark.parametrize("environ", [{}, {"BULKPOLYV_LOOP": "asyncio"}])
+def test_asyncio_loop_by_default_even_with_uvloop_installed(environ: dict[str, str]) -> None:
     assert eventloop.loop_factory(environ, importer({"uvloop": fake_uvloop()})) is None
+
+
+def test_auto_without_uvloop_is_asyncio_loop() -> None:
+    assert eventloop.loop_factory({"BULKPOLYV_LOOP": "auto"}, importer({})) is None
 
 
 def test_bulkpolyv_loop_uvloop_without_it_says_how_to_install() -> None:
