@@ -3,6 +3,8 @@
     python bench/efficiency.py                     # CPU, 100k rows, start-up; 5 runs each
     python bench/efficiency.py --rows 1000000      # also the 1M-row point (takes minutes)
     python bench/efficiency.py --checkout DIR      # measure another checkout's code
+    python bench/efficiency.py --loop uvloop       # bulkpolyv and the bare loop on uvloop
+    python bench/efficiency.py --budget default    # with the host-wide SQLite budget store
 
 Every figure is measured in a child process (``wait4`` gives its CPU time and peak RSS), so
 the same script measures any checkout of bulkpolyv, old or new, against the same simulator.
@@ -35,7 +37,7 @@ ENV = {"BENCH_APP_ID": "app-bench", "BENCH_SECRET": "bench-secret-not-real"}
 PER_CHANNEL = 10
 
 APPLY_CHILD = """
-import asyncio, inspect, json, logging, sys
+import asyncio, inspect, json, logging, os, sys
 from pathlib import Path
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.run import RunSettings, apply, open_runtime
@@ -48,8 +50,9 @@ async def main():
     settings = RunSettings(api_base=api_base, requests=1_000_000, per_seconds=10,
                            concurrency=64, cooldown=5)
     extra = {}
-    if "budget" in {f for f in getattr(RunSettings, "__dataclass_fields__", {})}:
-        settings.budget = "memory"  # the host budget store is measured on its own
+    budget = os.environ.get("EFFICIENCY_BUDGET", "memory")
+    if budget != "default" and "budget" in getattr(RunSettings, "__dataclass_fields__", {}):
+        settings.budget = budget  # "memory": the host budget store is measured on its own
     if "journal" in inspect.signature(open_runtime).parameters:
         from bulkpolyv.journal import Journal
         opened = open_runtime(manifest, settings, journal=Journal(Path(journal_path)))
@@ -60,11 +63,15 @@ async def main():
         result = await apply(manifest, runtime, handle_signals=False, **extra)
     print(json.dumps(result.counts))
 
-asyncio.run(main())
+try:  # the loop the command would run on (uvloop when installed), where the checkout picks one
+    from bulkpolyv.eventloop import run
+except ImportError:
+    run = asyncio.run
+run(main())
 """
 
 BARE_CHILD = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 import aiohttp
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.signing import signed_params
@@ -88,7 +95,11 @@ async def main():
                                     {"id": m.id, "nickname": m.nickname})
                                for c in account.channels for m in c.monitors))
 
-asyncio.run(main())
+if os.environ.get("BULKPOLYV_LOOP") == "uvloop":  # like for like with bulkpolyv's loop
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
 """
 
 
@@ -232,10 +243,9 @@ def apply_point(
     )
 
 
-def startup(checkout: Path, small: Path) -> tuple[float, float]:
-    helps = run_child_rusage([sys.executable, "-m", "bulkpolyv", "--help"], checkout).wall
-    validate = validate_point(small, checkout).wall
-    return helps, validate
+def startup(checkout: Path, small: Path) -> tuple[Child, Child]:
+    helps = run_child_rusage([sys.executable, "-m", "bulkpolyv", "--help"], checkout)
+    return helps, validate_point(small, checkout)
 
 
 def median_worst(values: list[float], higher_is_worse: bool = True) -> str:
@@ -248,8 +258,28 @@ def main() -> int:
     parser.add_argument("--checkout", type=Path, default=HERE)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000, help="the memory point's rows")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["cpu", "rows", "startup"])
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["cpu", "rows", "apply", "startup"],
+        help="leave out figures (apply: the rows' plan+apply, keeping their validate)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the event loop of bulkpolyv and of the bare loop (BULKPOLYV_LOOP)",
+    )
+    parser.add_argument(
+        "--budget",
+        default="memory",
+        help="bulkpolyv's budget store: memory (default here: the loop's own cost), default "
+        "(the host-wide SQLite store a run uses), or a spec such as sqlite:///path",
+    )
     args = parser.parse_args()
+    os.environ["BULKPOLYV_LOOP"] = args.loop
+    os.environ["EFFICIENCY_BUDGET"] = args.budget
     checkout = args.checkout.resolve()
     sim = Simulator()
     figures: dict[str, list[float]] = {}
@@ -269,14 +299,19 @@ def main() -> int:
                     )
                 if "startup" not in args.skip:
                     helps, validate = startup(checkout, small)
-                    figures.setdefault("bulkpolyv --help wall s", []).append(helps)
-                    figures.setdefault("validate (10 rows) wall s", []).append(validate)
+                    # CPU beside wall: on a busy host the wall time is mostly waiting
+                    figures.setdefault("bulkpolyv --help wall s", []).append(helps.wall)
+                    figures.setdefault("bulkpolyv --help CPU s", []).append(helps.cpu)
+                    figures.setdefault("validate (10 rows) wall s", []).append(validate.wall)
+                    figures.setdefault("validate (10 rows) CPU s", []).append(validate.cpu)
             for _ in range(args.runs if "rows" not in args.skip else 0):
                 v = validate_point(big[0], checkout)
                 figures.setdefault(f"validate {args.rows:,} rows: wall s", []).append(v.wall)
                 figures.setdefault(f"validate {args.rows:,} rows: peak RSS MB", []).append(
                     v.peak_mb
                 )
+                if "apply" in args.skip:  # the rows' validate point only
+                    continue
                 a = apply_point(sim, big[0], big[1], checkout, scratch)
                 figures.setdefault(f"plan+apply {args.rows:,} rows: wall s", []).append(a.wall)
                 figures.setdefault(f"plan+apply {args.rows:,} rows: peak RSS MB", []).append(
@@ -284,7 +319,7 @@ def main() -> int:
                 )
         finally:
             sim.close()
-    print(f"checkout: {checkout}")
+    print(f"checkout: {checkout}  loop: {args.loop}  budget: {args.budget}")
     width = max(len(name) for name in figures)
     for name, values in figures.items():
         print(f"{name.ljust(width)}  {median_worst(values)}")

@@ -5,32 +5,60 @@ Exit codes are :class:`~bulkpolyv.options.ExitCode`: 0 done / nothing to do / va
 an error (bad manifest, bad flags or usage, declined, the check failed); 2 ``plan`` found
 changes (and only that); 3 some items failed or were skipped; 4 refused by the safety
 check; 5 another run holds the lock; 130 interrupted. The command, not the library,
-chooses what the terminal shows. ``validate``, ``schema`` and ``export`` live here; the
-others in :mod:`bulkpolyv.commands`.
+chooses what the terminal shows. ``validate`` and ``schema`` live here; the others in
+:mod:`bulkpolyv.commands`, each imported only when it runs (:mod:`bulkpolyv.commands.lazy`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from pathlib import Path
 
 import click
 
-from bulkpolyv.commands.common import ExitCodeGroup, output, verbosity
-from bulkpolyv.commands.demo_cmd import demo
-from bulkpolyv.commands.plan_apply import apply_command, plan
-from bulkpolyv.commands.probe_cmd import probe
-from bulkpolyv.commands.report_cmd import report
-from bulkpolyv.commands.sim_cmd import sim_command
-from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.manifest import ManifestError, ManifestSpec, load_manifest
-from bulkpolyv.options import API_BASE, INSECURE, ExitCode, fail, load, warn_about_transport
-from bulkpolyv.run import RunSettings, open_runtime
+from bulkpolyv.commands.common import output, verbosity
+from bulkpolyv.commands.lazy import LazyCommand, LazyGroup
+from bulkpolyv.exitcodes import ExitCode
+
+# Imported only when run (see commands.lazy); each summary is the first paragraph of the
+# command's help, which --help shortens as click would.
+COMMANDS = {
+    "apply": LazyCommand(
+        "bulkpolyv.commands.plan_apply:apply_command",
+        "Apply the manifest: plan, confirm, change what differs (see exit codes in README).",
+    ),
+    "demo": LazyCommand(
+        "bulkpolyv.commands.demo_cmd:demo",
+        "Plan and apply a manifest (default manifests/demo.yaml) against the embedded "
+        "simulator, seeded with drift.",
+    ),
+    "export": LazyCommand(
+        "bulkpolyv.commands.export_cmd:export_command",
+        "Write the live state of accounts as a manifest (secrets stay ${VAR} references).",
+    ),
+    "plan": LazyCommand(
+        "bulkpolyv.commands.plan_apply:plan",
+        "Read the live state and show what apply would change.",
+    ),
+    "probe": LazyCommand(
+        "bulkpolyv.commands.probe_cmd:probe",
+        "Check what POLYV answers for each account: signature, clock, readable fields, "
+        "monitor permission — and what bulkpolyv will do differently because of it.",
+    ),
+    "report": LazyCommand(
+        "bulkpolyv.commands.report_cmd:report",
+        "Read the reports of past runs (`apply --report FILE`).",
+    ),
+    "sim": LazyCommand(
+        "bulkpolyv.commands.sim_cmd:sim_command",
+        "Run the embedded POLYV simulator until Ctrl-C.",
+    ),
+}
 
 
-@click.group(cls=ExitCodeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @verbosity
 @click.version_option(package_name="bulkpolyv")
 def cli() -> None:
@@ -41,16 +69,14 @@ def cli() -> None:
     output()
 
 
-for command in (plan, apply_command, probe, report, sim_command, demo):
-    cli.add_command(command)
-
-
 @cli.command()
 @click.argument("manifests", nargs=-1, required=True, type=click.Path())
 @click.option("--no-env", is_flag=True, help="Check structure only; ${VAR}s need not be set.")
 @verbosity
 def validate(manifests: tuple[str, ...], no_env: bool) -> None:
     """Check manifests offline; exit 0 when valid, 1 when not."""
+    from bulkpolyv.manifest import ManifestError, load_manifest
+
     bad = False
     for path in manifests:
         try:
@@ -69,94 +95,9 @@ def validate(manifests: tuple[str, ...], no_env: bool) -> None:
 @cli.command()
 def schema() -> None:
     """Print the manifest's JSON Schema (for editors)."""
+    from bulkpolyv.manifest import ManifestSpec
+
     click.echo(json.dumps(ManifestSpec.model_json_schema(), indent=2))
-
-
-def check_channel_list(value: str | None) -> str | None:
-    """``--channels 2191532,2191533``: each part a whole number, said plainly if not."""
-    for part in (value or "").replace(" ", "").split(","):
-        if part and not part.isdigit():
-            raise click.BadParameter(
-                f"{part!r} is not a channel id: give whole numbers separated by commas, "
-                "e.g. --channels 2191532,2191533",
-                param_hint="--channels",
-            )
-    return value
-
-
-@cli.command(name="export")
-@click.argument("manifest_path", metavar="MANIFEST", type=click.Path())
-@click.option(
-    "--account",
-    "accounts",
-    multiple=True,
-    help="Account name from MANIFEST; repeatable (default: all).",
-)
-@click.option(
-    "--channels",
-    callback=lambda _ctx, _param, value: check_channel_list(value),
-    help="Comma-separated channel ids (default: the manifest's).",
-)
-@click.option(
-    "--channels-file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="A CSV with a channel_id column (and an account column for a list per account), "
-    "or one channel id per line.",
-)
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), help="The manifest to write."
-)
-@click.option(
-    "--csv-over",
-    type=click.IntRange(min=0),
-    default=100,
-    show_default=True,
-    help="Put an account's monitors in a CSV file when it has more than this.",
-)
-@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-@API_BASE
-@INSECURE
-@verbosity
-def export_command(
-    manifest_path: str,
-    accounts: tuple[str, ...],
-    channels: str | None,
-    channels_file: str | None,
-    out: str,
-    csv_over: int,
-    force: bool,
-    api_base: str | None,
-    insecure: bool,
-) -> None:
-    """Write the live state of accounts as a manifest (secrets stay ${VAR} references)."""
-    from bulkpolyv.export import channel_ids, export
-
-    manifest = load(manifest_path)
-    try:
-        ids = channel_ids(channels, channels_file)
-    except BulkPolyvError as error:
-        raise click.UsageError(str(error)) from None
-    settings = RunSettings(api_base=api_base, insecure=insecure)
-    warn_about_transport(settings.api_base or manifest.api_base, insecure)
-
-    async def run() -> list[Path]:
-        async with open_runtime(manifest, settings) as runtime:
-            return await export(
-                manifest,
-                runtime,
-                names=accounts,
-                channel_ids=ids,
-                out=Path(out),
-                csv_over=csv_over,
-                force=force,
-            )
-
-    try:
-        written = asyncio.run(run())
-    except BulkPolyvError as error:
-        fail(str(error))
-    for path in written if not output().quiet else ():
-        click.echo(f"wrote {path} (mode 0600: callback URLs may carry tokens)")
 
 
 def main() -> None:

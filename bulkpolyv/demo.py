@@ -7,7 +7,6 @@ nicknames, passwords and switches), adds a little latency and a few 503s, then r
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from bulkpolyv import eventloop
 from bulkpolyv.journal import Journal
 from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
 from bulkpolyv.progress import RunProgress
@@ -94,7 +94,7 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
     state = drifted_state(manifest, random.Random(seed))
     if state_out is not None:
         state.dump(state_out)  # before the demo changes it: `sim --state` starts from here
-    code = asyncio.run(_demo(manifest, state, seed))
+    code = eventloop.run(_demo(manifest, state, seed))
     click.echo(next_steps(manifest.path, state_out, seed))
     return code
 

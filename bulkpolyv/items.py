@@ -30,7 +30,7 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
 
 
 @functools.total_ordering
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemKey:
     """One managed thing.
 

@@ -12,29 +12,17 @@ import ipaddress
 import math
 import sys
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import click
 
 from bulkpolyv.budget import BudgetUnavailable
+from bulkpolyv.exitcodes import ExitCode
 from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
 from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
 from bulkpolyv.run import RunSettings
 from bulkpolyv.shard import Shard, ShardSpecError, parse_shard
-
-
-class ExitCode(IntEnum):
-    """What the process exit status means; README's table, in one place."""
-
-    OK = 0  # done / nothing to do / valid
-    ERROR = 1  # an error before any write: bad manifest, bad flags, declined
-    CHANGES = 2  # `plan` found changes
-    PARTIAL = 3  # some items failed or were skipped
-    REFUSED = 4  # refused by the safety check
-    LOCKED = 5  # another run holds the lock
-    INTERRUPTED = 130
 
 
 def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:

@@ -42,7 +42,7 @@ class OpKind(StrEnum):
 SWITCH_OFFS = (OpKind.SWITCH_OFF_CALLBACK, OpKind.SWITCH_OFF_MONITORING)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     field: str
     before: str | None = field(repr=False)
@@ -65,7 +65,7 @@ class FieldChange:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     kind: OpKind
     key: ItemKey
@@ -103,25 +103,25 @@ class Operation:
         """Field → the value to write: what the request that carries this out sends."""
         return {change.field: change.after for change in self.changes}
 
+    def change_dicts(self) -> list[dict[str, Any]]:
+        """The changes as any output may show them (what reports and plan files carry)."""
+        shown = [(c, c.shown()) for c in self.changes]
+        return [
+            {"field": c.field, "before": before, "after": after, "before_known": c.before_known}
+            for c, (before, after) in shown
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "op": self.kind.value,
             **self.key.to_dict(),
-            "changes": [
-                {
-                    "field": c.field,
-                    "before": c.shown()[0],
-                    "after": c.shown()[1],
-                    "before_known": c.before_known,
-                }
-                for c in self.changes
-            ],
+            "changes": self.change_dicts(),
             "destructive": self.destructive,
             "source": str(self.source),
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanProblem:
     """An item that cannot be planned (its live state could not be read, or it does not
     exist on POLYV). ``auth`` problems cover the whole account."""

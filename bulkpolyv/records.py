@@ -36,7 +36,7 @@ class Credentials:
     app_secret: str = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Monitor:
     """A monitor account as POLYV lists it. ``enable`` is None when POLYV does not say."""
 
@@ -47,7 +47,7 @@ class Monitor:
     enable: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MonitorUpdate:
     """The fields to write on one monitor account; None means "leave as it is"."""
 

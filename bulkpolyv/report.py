@@ -42,7 +42,7 @@ class Status(StrEnum):
     CONFLICT = "conflict"  # a reviewed plan's item whose live value moved since the plan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemOutcome:
     """What happened to one item. Immutable: built once, when the item is finished."""
 
@@ -68,7 +68,7 @@ class ItemOutcome:
             op.key,
             status,
             operation=op.kind.value,
-            changes=tuple(op.to_dict()["changes"]),
+            changes=tuple(op.change_dicts()),
             source=str(op.source),
             **details,
         )

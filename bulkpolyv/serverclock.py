@@ -11,6 +11,7 @@ and any sane network delay, and far below POLYV's three minutes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -21,8 +22,10 @@ log = logging.getLogger(__name__)
 SKEW_THRESHOLD = 30.0
 
 
+@functools.lru_cache(maxsize=16)
 def parse_http_date(value: str | None) -> float | None:
-    """An HTTP-date as epoch seconds, or None when it is missing or not a date."""
+    """An HTTP-date as epoch seconds, or None when it is missing or not a date. Cached:
+    every answer carries one, and answers within one second carry the same."""
     if not value:
         return None
     try:

@@ -1,12 +1,22 @@
 """The journal with an injected fsync: what it writes, when it syncs, what it leaves."""
 
 import asyncio
+import datetime as dt
 import json
 
 import pytest
 
 from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.journal import Journal, JournalError, journal_for, prune_journals, retention_days
+from bulkpolyv.journal import (
+    Journal,
+    JournalError,
+    UtcStamp,
+    _dump_json,
+    _dump_orjson,
+    journal_for,
+    prune_journals,
+    retention_days,
+)
 from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind
 from bulkpolyv.report import ItemOutcome, Status
 from tests.models import HERE
@@ -150,3 +160,27 @@ def test_retention_comes_from_the_environment():
     assert retention_days({"BULKPOLYV_JOURNAL_DAYS": "0"}) == 0
     with pytest.raises(BulkPolyvError, match="BULKPOLYV_JOURNAL_DAYS='soon'"):
         retention_days({"BULKPOLYV_JOURNAL_DAYS": "soon"})
+
+
+@pytest.mark.parametrize(
+    "seconds", [1_700_000_000.0, 1_700_000_000.1234, 1_700_000_000.9995, 1_777_777_777.123]
+)
+def test_line_stamps_read_as_the_report_writes_times(seconds):
+    expected = dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")
+    assert UtcStamp(clock=lambda: seconds)() == expected
+
+
+def test_a_stamp_follows_the_clock_across_seconds():
+    times = iter([1_700_000_000.5, 1_700_000_000.75, 1_700_000_001.25])
+    stamp = UtcStamp(clock=lambda: next(times))
+    assert [stamp()[17:23] for _ in range(3)] == ["20.500", "20.750", "21.250"]
+
+
+def test_both_encoders_write_the_same_line():
+    outcome = ItemOutcome.of_operation(OP, Status.FAILED, polyv_code=400, message="签名错误")
+    record = {"ts": "2026-05-01T12:00:00.123+00:00", "event": "done", **outcome.to_dict()}
+    line = _dump_orjson(record)
+    assert _dump_json(record) == line
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == record
+    assert "签名错误".encode() in line  # UTF-8 as it is, not \\u escapes

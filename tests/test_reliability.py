@@ -207,7 +207,7 @@ def test_kill_9_at_random_points_loses_nothing_that_was_applied(tmp_path, trial)
         deadline = time.monotonic() + 20
         target = rng.randint(1, 8)  # kill after this many journaled writes
         while time.monotonic() < deadline and process.poll() is None:
-            if journal.exists() and journal.read_text().count('"status": "changed"') >= target:
+            if journal.exists() and journal.read_text().count('"status":"changed"') >= target:
                 break
             time.sleep(0.005)
         assert process.poll() is None, "the run ended before it could be killed"

@@ -10,39 +10,57 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from bulkpolyv.errors import BulkPolyvError
+from bulkpolyv.exitcodes import ExitCode
 from bulkpolyv.logs import configure_logging
-from bulkpolyv.options import ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
 class Output:
-    """The run's verbosity and the one stderr console that logs and progress share."""
+    """The run's verbosity and the one stderr console that logs and progress share.
+
+    The rich console is made on first use: ``validate`` or ``--help`` that print no log
+    line never import rich (a tenth of a second of start-up).
+    """
 
     verbose: int = 0
     quiet: bool = False
     log_format: str = "text"
-    console: Console = field(default_factory=lambda: Console(file=sys.stderr))
+    _console: Console | None = None
 
     @property
     def json_logs(self) -> bool:
         return self.log_format == "json"
 
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # Off a terminal the console is still used (no live bar to protect), but never
+            # wraps a line: a cron mail or a grep wants one line per event.
+            self._console = Console(file=sys.stderr, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Log lines go through here, so the console is made by the first one."""
+        self.console.print(*objects, **options)
+
     def configure(self) -> None:
-        # Off a terminal the console is still used (no live bar to protect), but never
-        # wraps a line: a cron mail or a grep wants one line per event.
-        self.console = Console(file=sys.stderr, soft_wrap=True)
+        self._console = None
         configure_logging(
             verbose=self.verbose,
             quiet=self.quiet,
             json_format=self.json_logs,
-            console=self.console,
+            console=self,
         )
 
 

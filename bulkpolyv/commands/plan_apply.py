@@ -6,7 +6,6 @@ Quiet (``-q``) means a run that succeeds prints nothing; one that fails prints i
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from bulkpolyv import eventloop
 from bulkpolyv.budget.redisstore import redacted as redacted_store
 from bulkpolyv.commands import causes
 from bulkpolyv.commands.common import Output, output, plan_colour, verbosity
@@ -131,7 +131,7 @@ def plan(
                     figures.requests = runtime.gate.sent
                     figures.cooldowns = runtime.gate.cooldown.trips
 
-        result = asyncio.run(run())
+        result = eventloop.run(run())
         if result is None:  # a partial read is no plan: say so, show none
             fail("interrupted while reading the live state: no plan", ExitCode.INTERRUPTED)
         figures.items = dict(result.counts())
@@ -227,7 +227,7 @@ def apply_command(
 
         try:
             with lock_for(manifest_path, lock):
-                result = asyncio.run(run())
+                result = eventloop.run(run())
         except LockBusy as busy:
             fail(str(busy), ExitCode.LOCKED)
         except BulkPolyvError as error:  # a file the run must write, found before any request

@@ -6,12 +6,12 @@ the same rate budget). Exit 0 when every account is usable, 1 otherwise.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 
 import click
 
+from bulkpolyv import eventloop
 from bulkpolyv import probe as probing
 from bulkpolyv.commands.common import verbosity
 from bulkpolyv.options import API_BASE, INSECURE, ExitCode, fail, load, warn_about_transport
@@ -64,6 +64,6 @@ def probe(
         async with open_runtime(manifest, settings) as runtime:
             return await probing.probe_accounts(runtime.executor.client, manifest.accounts)
 
-    results = asyncio.run(run())
+    results = eventloop.run(run())
     click.echo(RENDERERS[fmt](results))
     sys.exit(ExitCode.OK if all(p.usable for p in results) else ExitCode.ERROR)

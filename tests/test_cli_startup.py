@@ -1,0 +1,59 @@
+"""``bulkpolyv --help`` and ``validate`` import only what they use (issue 16: start-up)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from bulkpolyv.cli import COMMANDS, cli
+from bulkpolyv.commands.lazy import LazyGroup
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ["aiohttp", "rich", "redis", "pydantic", "yaml", "bulkpolyv.run", "bulkpolyv.client"]
+
+
+def modules_after(args: list[str]) -> set[str]:
+    """The heavy modules imported by ``bulkpolyv ARGS`` in a fresh interpreter."""
+    script = (
+        "import json, sys\n"
+        "from bulkpolyv.cli import cli\n"
+        "try:\n"
+        f"    cli.main({args!r}, prog_name='bulkpolyv')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_help_imports_no_command_module_nor_heavy_library() -> None:
+    assert modules_after(["--help"]) == set()
+
+
+def test_validate_imports_the_manifest_reader_only() -> None:
+    manifest = str(ROOT / "manifests" / "example.yaml")
+    assert modules_after(["validate", "--no-env", manifest]) == {"pydantic", "yaml"}
+
+
+def test_help_lists_each_command_as_its_own_help_would() -> None:
+    eager = click.Group(name="bulkpolyv", context_settings={"help_option_names": ["-h"]})
+    lazy = LazyGroup(name="bulkpolyv", lazy=COMMANDS, context_settings=eager.context_settings)
+    for name, entry in COMMANDS.items():
+        eager.add_command(entry.load(), name)
+    listing = CliRunner().invoke(eager, ["-h"]).output
+    assert CliRunner().invoke(lazy, ["-h"]).output == listing
+    assert "apply" in listing and "sim" in listing
+
+
+def test_a_lazy_command_runs_and_its_help_is_its_own() -> None:
+    result = CliRunner().invoke(cli, ["report", "--help"])
+    assert result.exit_code == 0
+    assert "Read the reports of past runs" in result.output
