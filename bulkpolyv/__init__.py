@@ -133,6 +133,7 @@ if TYPE_CHECKING:
         Status,
         failed_items,
     )
-    from bulkpolyv.run import RunSettings, Runtime, apply, open_runtime, read_plan, select
+    from bulkpolyv.run import RunSettings, Runtime, apply, open_runtime, read_plan
     from bulkpolyv.runlock import LockBusy, RunLock
+    from bulkpolyv.selection import select
     from bulkpolyv.signing import signed_params

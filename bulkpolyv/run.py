@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import fnmatch
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,7 +30,7 @@ from bulkpolyv.executor import Executor
 from bulkpolyv.journal import Journal, prune_journals, retention_days
 from bulkpolyv.manifest.model import Limits, Manifest
 from bulkpolyv.operations import reads_for
-from bulkpolyv.plan import ItemKey, Plan, check_safety, make_plan
+from bulkpolyv.plan import Plan, check_safety, make_plan
 from bulkpolyv.planfile import ReviewedPlan
 from bulkpolyv.privatefiles import PrivateFileError, check_writable
 from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
@@ -46,6 +44,7 @@ from bulkpolyv.report import (
     write_report,
 )
 from bulkpolyv.retry import RetryPolicy, Sleep
+from bulkpolyv.selection import managed_items
 from bulkpolyv.shard import Shard
 from bulkpolyv.stopping import Stop, StopKind
 
@@ -135,22 +134,7 @@ async def open_runtime(
         if store is None:
             store = make_store(budget_spec(settings, limits), api_base, clock=clock)
             await stack.enter_async_context(opened(store))
-        limiter = ArrivalWindowLimiter(
-            settings.requests or limits.requests,
-            settings.per_seconds or limits.per_seconds,
-            store=store,
-            max_request_seconds=timeout + REQUEST_TIME_MARGIN,
-            clock=clock,
-            sleep=sleep,
-        )
-        gate = RequestGate(
-            limiter,
-            CoolDown(settings.cooldown, clock=clock, sleep=sleep),
-            concurrency_for(settings, limits, clock),
-            connection_failure_burst=settings.connection_failure_burst,
-            events=observers,
-            stop=stop,
-        )
+        gate = _gate(settings, limits, store, observers, stop, clock=clock, sleep=sleep)
         policy = RetryPolicy(
             attempts=settings.attempts or limits.attempts,
             backoff_base=settings.backoff_base,
@@ -175,6 +159,37 @@ async def open_runtime(
         yield Runtime(gate, executor, observers, journal, stop)
 
 
+def _gate(
+    settings: RunSettings,
+    limits: Limits,
+    store: WindowStore,
+    observers: RunEvents,
+    stop: Stop,
+    *,
+    clock: Callable[[], float],
+    sleep: Sleep,
+) -> RequestGate:
+    """The one gate every request of the run passes: the arrival-safe window in the
+    shared ``store``, the cool-down, the concurrency that follows latency."""
+    timeout = settings.timeout or limits.timeout
+    limiter = ArrivalWindowLimiter(
+        settings.requests or limits.requests,
+        settings.per_seconds or limits.per_seconds,
+        store=store,
+        max_request_seconds=timeout + REQUEST_TIME_MARGIN,
+        clock=clock,
+        sleep=sleep,
+    )
+    return RequestGate(
+        limiter,
+        CoolDown(settings.cooldown, clock=clock, sleep=sleep),
+        concurrency_for(settings, limits, clock),
+        connection_failure_burst=settings.connection_failure_burst,
+        events=observers,
+        stop=stop,
+    )
+
+
 class RunStopped(BulkPolyvError):
     """The read phase stopped because the run cannot go on (the host is unreachable):
     the one sentence ``plan`` prints, exit 1."""
@@ -197,83 +212,6 @@ async def read_plan(
     if stop.is_set() and stop.kind is not StopKind.INTERRUPTED:
         raise RunStopped(stop.reason or "stopped")  # unreachable, or the budget failed
     return make_plan(manifest, live)
-
-
-def managed_items(manifest: Manifest) -> Iterator[ItemKey]:
-    """Every item ``manifest`` manages: each account's callbacks, each channel's monitor
-    switch and each monitor account."""
-    for account in manifest.accounts:
-        for kind in sorted(account.callbacks):
-            yield ItemKey.callback(account.name, kind)
-        for channel in account.channels:
-            if channel.monitoring is not None:
-                yield ItemKey.monitoring(account.name, channel.channel_id)
-            for monitor in channel.monitors:
-                yield ItemKey(account.name, channel.channel_id, monitor.id)
-
-
-# --- choosing what to run on --------------------------------------------------------------
-
-
-def select(
-    manifest: Manifest,
-    only: Iterable[str] = (),
-    keys: set[ItemKey] | None = None,
-    shard: Shard | None = None,
-) -> Manifest:
-    """The manifest narrowed to ``--only`` patterns (``glob`` or ``glob/channel_id``),
-    for ``--retry-failed`` to the given items, and for ``--shard K/N`` to the accounts
-    that shard owns (whole accounts: see :mod:`bulkpolyv.shard` for why)."""
-    # Each pattern is (account glob, channel id or None for the whole account).
-    patterns = [(p.split("/", 1)[0], p.split("/", 1)[1] if "/" in p else None) for p in only]
-
-    def wanted(name: str, channel_id: int | None) -> bool:
-        """Whole-account patterns take everything; channel patterns only their channel
-        (and not the account's callback)."""
-        return not patterns or any(
-            fnmatch.fnmatchcase(name, glob) and (channel is None or channel == str(channel_id))
-            for glob, channel in patterns
-            if channel_id is not None or channel is None
-        )
-
-    accounts = []
-    for account in manifest.accounts:
-        if shard is not None and not shard.owns(account.name):
-            continue
-        callbacks = {
-            kind: url
-            for kind, url in account.callbacks.items()
-            if wanted(account.name, None)
-            and (keys is None or ItemKey.callback(account.name, kind) in keys)
-        }
-        channels = []
-        for channel in account.channels:
-            if not wanted(account.name, channel.channel_id):
-                continue
-            monitors = (
-                channel.monitors
-                if keys is None
-                else tuple(
-                    m
-                    for m in channel.monitors
-                    if ItemKey(account.name, channel.channel_id, m.id) in keys
-                )
-            )
-            monitoring = channel.monitoring
-            if (
-                keys is not None
-                and ItemKey.monitoring(account.name, channel.channel_id) not in keys
-            ):
-                monitoring = None
-            if monitors or monitoring is not None:
-                channels.append(
-                    dataclasses.replace(channel, monitors=monitors, monitoring=monitoring)
-                )
-        if callbacks or channels:
-            accounts.append(
-                dataclasses.replace(account, callbacks=callbacks, channels=tuple(channels))
-            )
-    return dataclasses.replace(manifest, accounts=tuple(accounts))
 
 
 # --- apply --------------------------------------------------------------------------------

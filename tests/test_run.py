@@ -6,7 +6,7 @@ import pytest
 
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.plan import ItemKey
-from bulkpolyv.run import select
+from bulkpolyv.selection import select
 
 EXAMPLE = Path(__file__).parent.parent / "manifests" / "example.yaml"
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,8 +30,9 @@ from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
 from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
-from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan, select
+from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan
 from bulkpolyv.runlock import LockBusy, lock_for
+from bulkpolyv.selection import select
 from bulkpolyv.shard import Shard
 from bulkpolyv.urls import redact_url
 
@@ -225,15 +227,23 @@ def apply_command(
                     figures.requests = runtime.gate.sent
                     figures.cooldowns = runtime.gate.cooldown.trips
 
-        try:
-            with lock_for(manifest_path, lock):
-                result = eventloop.run(run())
-        except LockBusy as busy:
-            fail(str(busy), ExitCode.LOCKED)
-        except BulkPolyvError as error:  # a file the run must write, found before any request
-            fail(str(error))
+        result = locked_run(manifest_path, lock, run)
         figures.items = result.counts
         sys.exit(report_apply(terminal, result, dry_run=dry_run))
+
+
+def locked_run(
+    manifest_path: str, lock: str | None, run: Callable[[], Coroutine[Any, Any, ApplyResult]]
+) -> ApplyResult:
+    """``run`` under the manifest's lock; a held lock or a file the run must write that
+    cannot be written (found before any request) is one sentence."""
+    try:
+        with lock_for(manifest_path, lock):
+            return eventloop.run(run())
+    except LockBusy as busy:
+        fail(str(busy), ExitCode.LOCKED)
+    except BulkPolyvError as error:
+        fail(str(error))
 
 
 def what_to_apply(
