@@ -37,7 +37,7 @@ _EXPORTS = {
     "open_runtime": "bulkpolyv.run",
     "read_plan": "bulkpolyv.run",
     "apply": "bulkpolyv.run",
-    "select": "bulkpolyv.run",
+    "select": "bulkpolyv.selection",
     "ApplyResult": "bulkpolyv.report",
     "ApplyStatus": "bulkpolyv.report",
     "ItemOutcome": "bulkpolyv.report",
