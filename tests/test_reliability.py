@@ -305,8 +305,8 @@ def test_the_simulator_going_away_for_a_while_does_not_stop_the_run(tmp_path, mo
 def test_latency_over_the_timeout_is_retried_and_the_run_is_bounded(tmp_path, monkeypatch):
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    manifest = write_manifest(tmp_path, channels=3)
-    faults = FaultConfig(latency_min=0.0, latency_max=0.6, seed=5)
+    manifest = write_manifest(tmp_path, channels=3, attempts=4)  # short backoffs: a fast test
+    faults = FaultConfig(latency_min=0.0, latency_max=0.45, seed=5)
     with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
         started = time.monotonic()
         result = _apply(tmp_path, sim, manifest, "--timeout", "0.3")
