@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bulkpolyv.budget.base import BudgetUnavailable
-from bulkpolyv.journal import state_dir
+from bulkpolyv.privatefiles import state_dir
 
 T = TypeVar("T")
 
