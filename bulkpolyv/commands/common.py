@@ -127,6 +127,18 @@ VERBOSITY_OPTIONS = [
 ]
 
 
+def format_option(formats: Any, help_text: str) -> Any:
+    """``--format`` (stored as ``fmt``): one of ``formats``' keys, text by default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(formats)),
+        default="text",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def verbosity(command: Any) -> Any:
     """Add ``-q``/``-v``/``--log-format`` to a command (they also work before it)."""
     for option in reversed(VERBOSITY_OPTIONS):

@@ -17,7 +17,7 @@ import click
 from bulkpolyv import eventloop
 from bulkpolyv.budget.redisstore import redacted as redacted_store
 from bulkpolyv.commands import causes
-from bulkpolyv.commands.common import Output, output, plan_colour, verbosity
+from bulkpolyv.commands.common import Output, format_option, output, plan_colour, verbosity
 from bulkpolyv.commands.lines import METRICS_FILE, metrics_written, say
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import FanOut, RunEvents
@@ -80,13 +80,8 @@ def print_causes(terminal: Output, troubles: list[causes.Trouble]) -> None:
 @click.command()
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path())
 @run_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(RENDERERS)),
-    default="text",
-    show_default=True,
-    help="text for people, json for programs, markdown for a ticket or pull request.",
+@format_option(
+    RENDERERS, "text for people, json for programs, markdown for a ticket or pull request."
 )
 @click.option(
     "--out",

@@ -13,7 +13,7 @@ import click
 
 from bulkpolyv import eventloop
 from bulkpolyv import probe as probing
-from bulkpolyv.commands.common import verbosity
+from bulkpolyv.commands.common import format_option, verbosity
 from bulkpolyv.options import API_BASE, INSECURE, ExitCode, fail, load, warn_about_transport
 from bulkpolyv.run import RunSettings, open_runtime
 
@@ -28,14 +28,7 @@ RENDERERS = {"text": probing.render_text, "json": probing.render_json}
     multiple=True,
     help="Only this account of MANIFEST; repeatable (default: all).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(RENDERERS)),
-    default="text",
-    show_default=True,
-    help="text: a table per account; json: for programs.",
-)
+@format_option(RENDERERS, "text: a table per account; json: for programs.")
 @API_BASE
 @INSECURE
 @verbosity

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from bulkpolyv import reportview
-from bulkpolyv.commands.common import verbosity
+from bulkpolyv.commands.common import format_option, verbosity
 from bulkpolyv.options import ExitCode, fail
 from bulkpolyv.report import ReportError, read_report
 
@@ -31,14 +31,7 @@ def report() -> None:
 
 
 @click.argument("reports", metavar="REPORT…", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(RENDERERS)),
-    default="text",
-    show_default=True,
-    help="text to read, markdown for a ticket, json for programs.",
-)
+@format_option(RENDERERS, "text to read, markdown for a ticket, json for programs.")
 @verbosity
 def show(reports: tuple[str, ...], fmt: str) -> None:
     """Counts, failures grouped by reason with examples, duration, requests and cool-downs;
