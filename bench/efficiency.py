@@ -27,13 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from common import SECRET_ENV, SimProcess, make_world
 
 HERE = Path(__file__).resolve().parent.parent
-ENV = {"BENCH_APP_ID": "app-bench", "BENCH_SECRET": "bench-secret-not-real"}
+ENV = SECRET_ENV
 PER_CHANNEL = 10
 
 APPLY_CHILD = """
@@ -130,83 +130,16 @@ def run_child_rusage(args: list[str], checkout: Path, *, check: bool = True) -> 
 # --- the simulator and the worlds -----------------------------------------------------------
 
 
-class Simulator:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bulkpolyv", "sim", "--port", "0", "--rate", "1000000/10"],
-            cwd=HERE,
-            env={**os.environ, "PYTHONPATH": str(HERE)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"the simulator did not start: {line!r}")
-        self.url = line.rsplit(" ", 1)[-1].strip()
-
-    def admin(self, method: str, path: str, payload: Any = None) -> Any:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return json.loads(response.read())
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.admin("PUT", "/_sim/state", state)
-        self.admin("POST", "/_sim/config", {"reset_stats": True})
-
-    def requests(self) -> int:
-        return int(self.admin("GET", "/_sim/stats")["requests"])
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
-def make_world(directory: Path, monitors: int) -> tuple[Path, dict[str, Any]]:
-    """One account, ``monitors`` monitor rows in a CSV, every one drifted (a nickname)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rows = ["channel_id,monitor_id,nickname,password,enable"]
-    channels: dict[int, list[dict[str, Any]]] = {}
-    for index in range(monitors):
-        channel, monitor = 100_000 + index // PER_CHANNEL, index + 1
-        rows.append(f"{channel},{monitor},new-{monitor},,")
-        channels.setdefault(channel, []).append(
-            {"id": monitor, "nickname": f"old-{monitor}", "password": "pw-123456", "enable": "Y"}
-        )
-    (directory / "monitors.csv").write_text("\n".join(rows) + "\n")
-    manifest = directory / "bench.yaml"
-    manifest.write_text(
-        "version: 1\naccounts:\n  - name: bench\n    user_id: u-bench\n"
-        "    app_id: ${BENCH_APP_ID}\n    app_secret: ${BENCH_SECRET}\n"
-        "    channels_file: monitors.csv\n"
-    )
-    state = {
-        "accounts": [
-            {
-                "user_id": "u-bench",
-                "app_id": ENV["BENCH_APP_ID"],
-                "app_secret": ENV["BENCH_SECRET"],
-                "channels": [{"channel_id": c, "monitors": m} for c, m in channels.items()],
-            }
-        ]
-    }
-    return manifest, state
-
-
 # --- the figures ----------------------------------------------------------------------------
 
 
 def cpu_per_request(
-    sim: Simulator, worlds: list[tuple[Path, dict]], checkout: Path, bare: bool, scratch: Path
+    sim: SimProcess, worlds: list[tuple[Path, dict]], checkout: Path, bare: bool, scratch: Path
 ) -> float:
     """CPU seconds per 1,000 requests: the slope between the small and the large world."""
     points = []
     for manifest, state in worlds:
-        sim.load(state)
+        sim.prepare(state)
         if bare:
             args = [sys.executable, "-c", BARE_CHILD, str(manifest), sim.url, json.dumps(ENV)]
         else:
@@ -221,7 +154,7 @@ def cpu_per_request(
                 json.dumps(ENV),
             ]
         child = run_child_rusage(args, checkout)
-        points.append((sim.requests(), child.cpu))
+        points.append((sim.stats()["requests"], child.cpu))
     (small_requests, small_cpu), (large_requests, large_cpu) = points
     return 1000 * (large_cpu - small_cpu) / (large_requests - small_requests)
 
@@ -233,9 +166,9 @@ def validate_point(manifest: Path, checkout: Path) -> Child:
 
 
 def apply_point(
-    sim: Simulator, manifest: Path, state: dict, checkout: Path, scratch: Path
+    sim: SimProcess, manifest: Path, state: dict, checkout: Path, scratch: Path
 ) -> Child:
-    sim.load(state)
+    sim.prepare(state)
     journal = scratch / f"journal-{time.monotonic_ns()}.jsonl"
     return run_child_rusage(
         [sys.executable, "-c", APPLY_CHILD, str(manifest), sim.url, str(journal), json.dumps(ENV)],
@@ -281,13 +214,16 @@ def main() -> int:
     os.environ["BULKPOLYV_LOOP"] = args.loop
     os.environ["EFFICIENCY_BUDGET"] = args.budget
     checkout = args.checkout.resolve()
-    sim = Simulator()
+    sim = SimProcess()
     figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bulkpolyv-eff-") as tmp:
         scratch = Path(tmp)
-        worlds = [make_world(scratch / "w2k", 2_000), make_world(scratch / "w20k", 20_000)]
-        big = make_world(scratch / f"w{args.rows}", args.rows)
-        small, _ = make_world(scratch / "w10", 10)
+        worlds = [
+            make_world(scratch / "w2k", 2_000, PER_CHANNEL),
+            make_world(scratch / "w20k", 20_000, PER_CHANNEL),
+        ]
+        big = make_world(scratch / f"w{args.rows}", args.rows, PER_CHANNEL)
+        small, _ = make_world(scratch / "w10", 10, PER_CHANNEL)
         try:
             for _ in range(args.runs):
                 if "cpu" not in args.skip:
