@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -159,3 +160,12 @@ def state_matches_manifest(sim) -> bool:
                 if monitor.nickname.startswith("east-") and monitor.password != ENV["T_MON_PW"]:
                     return False
     return True
+
+
+def prepared_world(tmp_path: Path, monkeypatch: Any, **manifest: Any) -> tuple[Path, Path]:
+    """The end-to-end tests' world: the manifest's ${VAR}s set, a state directory of its
+    own, and the manifest (:func:`write_manifest`'s arguments)."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path, write_manifest(tmp_path, **manifest)

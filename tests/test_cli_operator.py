@@ -9,15 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from bulkpolyv.cli import cli
-from tests.simthread import ENV, run_args, running_sim, seeded_state, write_manifest
+from tests.simthread import prepared_world, run_args, running_sim, seeded_state
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path, write_manifest(tmp_path, channels=4)
+    return prepared_world(tmp_path, monkeypatch, channels=4)
 
 
 def invoke(*args: str, **kwargs):

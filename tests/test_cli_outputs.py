@@ -17,15 +17,12 @@ from bulkpolyv.cli import cli
 from bulkpolyv.commands.causes import Trouble, cause_lines
 from bulkpolyv.plan import ItemKey
 from bulkpolyv.sim import FaultConfig
-from tests.simthread import ENV, run_args, running_sim, seeded_state, write_manifest
+from tests.simthread import ENV, prepared_world, run_args, running_sim, seeded_state
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path, write_manifest(tmp_path, channels=4)
+    return prepared_world(tmp_path, monkeypatch, channels=4)
 
 
 def invoke(*args: str):

@@ -15,14 +15,13 @@ from aiohttp import web
 
 from bulkpolyv.sim import SimConfig
 from tests.simthread import (
-    ENV,
     ThreadedSim,
     invoke,
+    prepared_world,
     run_args,
     running_sim,
     seeded_state,
     state_matches_manifest,
-    write_manifest,
 )
 
 LIST = "/live/v4/seminar/monitor/list"
@@ -30,10 +29,7 @@ LIST = "/live/v4/seminar/monitor/list"
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path, write_manifest(tmp_path, channels=4)
+    return prepared_world(tmp_path, monkeypatch, channels=4)
 
 
 class HostileFront:

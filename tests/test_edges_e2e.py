@@ -23,6 +23,7 @@ from bulkpolyv.sim import FaultConfig, SimConfig
 from tests.simthread import (
     ENV,
     invoke,
+    prepared_world,
     run_args,
     running_sim,
     seeded_state,
@@ -33,10 +34,7 @@ from tests.simthread import (
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path, write_manifest(tmp_path, channels=10)
+    return prepared_world(tmp_path, monkeypatch, channels=10)
 
 
 def start(args: list[str], **kwargs) -> subprocess.Popen[str]:

@@ -10,21 +10,17 @@ from click.testing import CliRunner
 from bulkpolyv.cli import cli
 from bulkpolyv.sim import FaultConfig
 from tests.simthread import (
-    ENV,
+    prepared_world,
     run_args,
     running_sim,
     seeded_state,
     state_matches_manifest,
-    write_manifest,
 )
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    return tmp_path, write_manifest(tmp_path, channels=6)
+    return prepared_world(tmp_path, monkeypatch, channels=6)
 
 
 def invoke(*args: str):
