@@ -124,6 +124,12 @@ API_BASE = click.option(
     help="Override the manifest's api_base (e.g. a local `bulkpolyv sim`).",
 )
 INSECURE = click.option("--insecure", is_flag=True, help="Skip TLS checks (local simulator only).")
+BUDGET = click.option(
+    "--budget",
+    help="Where the rate budget is shared: local (default: every run on this host), "
+    "redis://HOST:PORT/DB (every host behind one IP), sqlite:///PATH or memory. "
+    "Also BULKPOLYV_BUDGET or the manifest's limits.budget.",
+)
 RUN_OPTIONS = [
     API_BASE,
     click.option("--rate", help="Requests per window, N/S (default: the manifest's limits)."),
@@ -146,12 +152,7 @@ RUN_OPTIONS = [
         help="Seconds to pause everything after a rate limit.",
     ),
     INSECURE,
-    click.option(
-        "--budget",
-        help="Where the rate budget is shared: local (default: every run on this host), "
-        "redis://HOST:PORT/DB (every host behind one IP), sqlite:///PATH or memory. "
-        "Also BULKPOLYV_BUDGET or the manifest's limits.budget.",
-    ),
+    BUDGET,
     click.option(
         "--shard",
         type=SHARD,

@@ -137,6 +137,13 @@ def test_a_budget_that_cannot_be_reached_refuses_to_start(world, monkeypatch):
         )
         assert code == 1
         assert f"127.0.0.1:{port}" in err and "Traceback" not in err
+        out = tmp_path / "exported.yaml"
+        code, _, err = invoke(
+            "export", str(manifest), "--api-base", sim.url, "--out", str(out),
+            "--budget", f"redis://127.0.0.1:{port}/0",
+        )  # fmt: skip
+        assert code == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err
+        assert not out.exists()
         monkeypatch.setenv("BULKPOLYV_BUDGET", f"redis://127.0.0.1:{port}/0")
         code, _, err = invoke("plan", str(manifest), "--api-base", sim.url)
         assert code == 1 and f"127.0.0.1:{port}" in err

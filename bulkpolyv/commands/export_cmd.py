@@ -9,7 +9,7 @@ import click
 from bulkpolyv import eventloop
 from bulkpolyv.commands.common import output, verbosity
 from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.options import API_BASE, INSECURE, fail, load, warn_about_transport
+from bulkpolyv.options import API_BASE, BUDGET, INSECURE, fail, load, warn_about_transport
 from bulkpolyv.run import RunSettings, open_runtime
 
 
@@ -57,6 +57,7 @@ def check_channel_list(value: str | None) -> str | None:
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @API_BASE
 @INSECURE
+@BUDGET
 @verbosity
 def export_command(
     manifest_path: str,
@@ -68,6 +69,7 @@ def export_command(
     force: bool,
     api_base: str | None,
     insecure: bool,
+    budget: str | None,
 ) -> None:
     """Write the live state of accounts as a manifest (secrets stay ${VAR} references)."""
     from bulkpolyv.export import channel_ids, export
@@ -77,7 +79,7 @@ def export_command(
         ids = channel_ids(channels, channels_file)
     except BulkPolyvError as error:
         raise click.UsageError(str(error)) from None
-    settings = RunSettings(api_base=api_base, insecure=insecure)
+    settings = RunSettings(api_base=api_base, insecure=insecure, budget=budget)
     warn_about_transport(settings.api_base or manifest.api_base, insecure)
 
     async def run() -> list[Path]:
