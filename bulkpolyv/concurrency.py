@@ -95,9 +95,15 @@ class ResizableSemaphore:
         self.capacity = capacity
         self._wake()
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
+        """Take a place at once if one is free and nobody waits; False otherwise."""
         if self.in_use < self.capacity and not self._waiters:
             self.in_use += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(granted)

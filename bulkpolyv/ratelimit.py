@@ -106,6 +106,8 @@ class Permit:
     async def complete(self) -> None:
         if not self._done:
             self._done = True
+            if self._store.try_complete(self.id, self._hold):
+                return
             # Shielded: a cancelled worker still stamps its answer time, or the place would
             # fall back to its (longer) lease and be counted for longer than needed — never
             # shorter, so shielding is about throughput, not safety.
@@ -347,6 +349,8 @@ class RequestGate:
         :class:`Stopped` at once (a request waiting here was never sent, and must not wait
         for the requests on the wire to be cancelled before it can say so)."""
         self.stop.check()
+        if self.in_flight.try_acquire():
+            return  # the common case: no wait to race against the stop
         acquiring = asyncio.ensure_future(self.in_flight.acquire())
         stopping = asyncio.ensure_future(self.stop.wait())
         try:

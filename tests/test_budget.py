@@ -22,6 +22,7 @@ from bulkpolyv.budget import (
     make_store,
     opened,
 )
+from bulkpolyv.ratelimit import Permit
 
 API = "https://api.polyv.net"
 REPO = Path(__file__).resolve().parent.parent
@@ -214,8 +215,6 @@ async def test_an_unusable_redis_url_is_our_error():
         await RedisStore("redis://127.0.0.1:notaport/0", "h").open()
 
 
-
-
 async def test_a_locked_local_store_is_waited_for_without_blocking_the_loop(tmp_path):
     path = tmp_path / "b.sqlite3"
     async with opened(SqliteStore("h", path=path)) as store:
@@ -230,6 +229,24 @@ async def test_a_locked_local_store_is_waited_for_without_blocking_the_loop(tmp_
         other.execute("COMMIT")
         other.close()
         assert await reserving == 0.0
+
+
+async def test_completing_in_a_locked_local_store_waits_for_the_lock(tmp_path):
+    path = tmp_path / "b.sqlite3"
+    async with opened(SqliteStore("h", path=path)) as store:
+        assert await store.reserve("a", 5, 30.0) == 0.0
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        assert store.try_complete("a", 0.05) is False  # nothing done: it would have to wait
+        completing = asyncio.create_task(Permit(store, "a", 0.05, 0.0).complete())
+        await asyncio.sleep(0.02)
+        assert not completing.done()
+        other.execute("COMMIT")
+        other.close()
+        await completing
+        await asyncio.sleep(0.1)  # held 0.05 s after the completion, not the 30 s lease
+        assert store.held() == 0
+        assert await store.reserve("b", 5, 30.0) == 0.0 and store.try_complete("b", 0.05)
 
 
 async def test_a_local_store_locked_too_long_is_our_error(tmp_path):

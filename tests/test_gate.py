@@ -69,9 +69,9 @@ class FailingStore(MemoryStore):
         self._count("reserve")
         return await super().reserve(reservation_id, limit, lease)
 
-    async def complete(self, reservation_id: str, hold: float) -> None:
-        self._count("complete")
-        await super().complete(reservation_id, hold)
+    def try_complete(self, reservation_id: str, hold: float) -> bool:
+        self._count("complete")  # MemoryStore.complete comes here too
+        return super().try_complete(reservation_id, hold)
 
 
 def gate_on(store: MemoryStore, clock) -> RequestGate:

@@ -50,6 +50,11 @@ class WindowStore(Protocol):
     async def complete(self, reservation_id: str, hold: float) -> None:
         """The request was answered (or failed): its place now lasts ``hold`` seconds."""
 
+    def try_complete(self, reservation_id: str, hold: float) -> bool:
+        """:meth:`complete` if it can be done at once, without waiting for I/O or a lock;
+        False (and nothing done) otherwise. The hot path: an await of :meth:`complete`
+        has to be shielded from cancellation, which costs a task per request."""
+
     async def cancel(self, reservation_id: str) -> None:
         """Give a place back that was never used to send; unknown ids are ignored."""
 

@@ -57,6 +57,10 @@ FIRST_RETRY = 0.0005
 LAST_RETRY = 0.01
 
 
+class _Busy(Exception):
+    """Another process holds the file's write lock (SQLITE_BUSY)."""
+
+
 def default_budget_path() -> Path:
     return state_dir() / "budget.sqlite3"
 
@@ -120,28 +124,45 @@ class SqliteStore:
     async def cancel(self, reservation_id: str) -> None:
         await self._retrying(lambda conn: self._cancel(conn, reservation_id))
 
+    def try_complete(self, reservation_id: str, hold: float) -> bool:
+        """:meth:`complete` without waiting: False (nothing done) while another process
+        holds the lock. Saves the caller a task per request when, as nearly always, the
+        lock is free."""
+        try:
+            self._attempt(lambda conn: self._complete(conn, reservation_id, hold))
+        except _Busy:
+            return False
+        return True
+
     async def _retrying(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run one transaction; while another process holds the lock, wait without
         blocking the loop and try again (see the module docstring)."""
-        if self._conn is None:
-            raise BudgetUnavailable(f"{self.description} is not open.")
         delay, waited = FIRST_RETRY, 0.0
         while True:
             try:
-                return _transaction(self._conn, work)
-            except sqlite3.Error as exc:
-                if not _is_busy(exc):
-                    raise self._unusable(exc) from exc
+                return self._attempt(work)
+            except _Busy as busy:
                 if waited >= self._busy_timeout:
                     raise BudgetUnavailable(
                         f"{self.description} has been locked by another process for "
                         f"{self._busy_timeout:g} s; is a process stuck holding it?"
-                    ) from exc
-            except OSError as exc:
-                raise self._unusable(exc) from exc
+                    ) from busy.__cause__
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, LAST_RETRY)
+
+    def _attempt(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """One transaction; :class:`_Busy` when another process holds the lock."""
+        if self._conn is None:
+            raise BudgetUnavailable(f"{self.description} is not open.")
+        try:
+            return _transaction(self._conn, work)
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise _Busy from exc
+            raise self._unusable(exc) from exc
+        except OSError as exc:
+            raise self._unusable(exc) from exc
 
     def _unusable(self, exc: BaseException) -> BudgetUnavailable:
         return BudgetUnavailable(

@@ -35,7 +35,11 @@ class MemoryStore:
         return max(self._heap[0][0] - now, 1e-6)
 
     async def complete(self, reservation_id: str, hold: float) -> None:
+        self.try_complete(reservation_id, hold)
+
+    def try_complete(self, reservation_id: str, hold: float) -> bool:
         self._set(reservation_id, self._clock() + hold)
+        return True
 
     async def cancel(self, reservation_id: str) -> None:
         self._expires.pop(reservation_id, None)
