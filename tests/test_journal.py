@@ -3,6 +3,7 @@
 import asyncio
 import datetime as dt
 import json
+import time
 
 import pytest
 
@@ -63,6 +64,21 @@ async def test_sending_and_done_lines_are_journaled_and_synced_by_group_commit(t
     assert all("ts" in r for r in records)
     assert len(fsync.calls) == 2 and len(set(fsync.calls)) == 1  # and the final one on close
     assert (tmp_path / "j.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+async def test_lines_written_without_pause_are_synced_at_the_group_commits_pace(tmp_path):
+    fsync = FakeFsync()
+    journal = Journal(tmp_path / "j.jsonl", fsync=fsync, sync_interval=0.1)
+    journal.start()
+    started = time.monotonic()
+    for _ in range(60):  # 0.3 s or more of lines, one every 5 ms
+        journal.sending(OP)
+        await asyncio.sleep(0.005)
+    elapsed = time.monotonic() - started
+    # One per 0.1 s (a thread: real time), not one per line; a slow host only spreads them.
+    assert 1 <= len(fsync.calls) <= elapsed / 0.1 + 1
+    await journal.close()
+    assert len(lines(tmp_path / "j.jsonl")) == 60
 
 
 async def test_each_line_is_in_the_file_before_any_sync(tmp_path):
