@@ -49,7 +49,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bulkpolyv.budget import MemoryStore, ReservationIds, WindowStore
@@ -57,6 +57,7 @@ from bulkpolyv.budget.base import BudgetUnavailable
 from bulkpolyv.concurrency import AutoConcurrency, ResizableSemaphore
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
+from bulkpolyv.reachability import Reachability
 from bulkpolyv.stopping import Stop, StopKind, Stopped
 
 Clock = Callable[[], float]
@@ -247,45 +248,6 @@ class CoolDown:
         return stop is None or not stop.is_set()
 
 
-class Reachability:
-    """Whether the host still answers, from the failures the gate sees.
-
-    A connection that fails before the host ever answered is the client's UNREACHABLE:
-    the gate stops the run at once. After the host has answered, a wall of failures that
-    are not POLYV answers (refused or reset connections, HTML pages from a WAF) may be an
-    IP block POLYV does not announce (nothing public says how a block looks): so the first
-    wall buys one cool-down, and if the first requests sent after it fail the same way, the
-    run stops as unreachable instead of pausing again and again (issue 12: ~2.5 h of
-    "rate limit" pauses for 301 reads against a closed port).
-    """
-
-    def __init__(self, burst: int) -> None:
-        self.burst = burst
-        self.after_cooldown = min(3, burst)
-        self.failures_in_a_row = 0
-        self.wall_generation: int | None = None  # the cool-down a wall bought, if any
-        self.failures_after_wall = 0
-
-    def answered(self) -> None:
-        self.failures_in_a_row = self.failures_after_wall = 0
-        self.wall_generation = None
-
-    def failed(self, generation: int) -> str | None:
-        """One more wall-like failure of a request sent in ``generation``: "cooldown",
-        "unreachable", or None (keep going)."""
-        if self.wall_generation is not None and generation > self.wall_generation:
-            self.failures_after_wall += 1
-            if self.failures_after_wall >= self.after_cooldown:
-                return "unreachable"
-            return None
-        self.failures_in_a_row += 1
-        if self.failures_in_a_row >= self.burst and self.wall_generation is None:
-            self.failures_in_a_row = 0
-            self.wall_generation = generation
-            return "cooldown"
-        return None
-
-
 class RequestGate:
     """Concurrency cap + cool-down + sliding window, in that order, around every send.
 
@@ -324,26 +286,6 @@ class RequestGate:
         self.events = events or RunEvents()
         self.stop = stop or Stop()
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        await self._enter_in_flight()
-        try:
-            permit = await self._permit()
-            generation = self.cooldown.generation
-            self.sent += 1
-            try:
-                yield
-            except PolyvError as error:
-                self._observe(error, generation)
-                raise
-            finally:
-                # Answered, failed, timed out or cancelled mid-send: it may have arrived, so
-                # its place is held W from now (rule 1), never given back.
-                await self._complete(permit)
-            self.reachability.answered()
-        finally:
-            self.in_flight.release()
-
     async def _enter_in_flight(self) -> None:
         """A place among the requests in flight, unless the run stops first: then
         :class:`Stopped` at once (a request waiting here was never sent, and must not wait
@@ -374,17 +316,18 @@ class RequestGate:
         """A place in the window, outside any cool-down, unless the run stops first
         (:class:`Stopped`)."""
         while True:
-            await self.cooldown.wait(self.stop)
-            with self._stop_on_budget_failure():
+            if self.cooldown.active:
+                await self.cooldown.wait(self.stop)
+            try:
                 permit = await self.limiter.acquire_until(self.stop)  # type: ignore[arg-type]
+                if permit is not None and (self.stop.is_set() or self.cooldown.active):
+                    # stopping, or a pause began while we waited: nothing was sent
+                    await permit.cancel()
+                    permit = None
+            except BudgetUnavailable as error:
+                raise self._budget_failed(error) from error
             if permit is None:
                 self.stop.check()  # stopped while waiting for a place
-                continue
-            if self.stop.is_set() or self.cooldown.active:
-                # stopping, or a pause began while we waited: nothing was sent
-                with self._stop_on_budget_failure():
-                    await permit.cancel()
-                self.stop.check()
                 continue
             return permit
 
@@ -392,21 +335,19 @@ class RequestGate:
         # The answer is in, so this request's outcome stands even if the store fails now:
         # its place stays counted until its lease runs out (longer than W after the
         # answer), so the bound holds; the stop keeps anything else from being sent.
-        with contextlib.suppress(Stopped), self._stop_on_budget_failure():
+        try:
             await permit.complete()
+        except BudgetUnavailable as error:
+            self._budget_failed(error)
         if self.auto is not None:
             self.in_flight.resize(self.auto.observe(self.limiter.clock() - permit.granted_at))
 
-    @contextlib.contextmanager
-    def _stop_on_budget_failure(self) -> Iterator[None]:
-        try:
-            yield
-        except BudgetUnavailable as error:
-            self.stop.set(str(error), kind=StopKind.ABORTED)
-            raise Stopped(self.stop.reason or str(error)) from error
+    def _budget_failed(self, error: BudgetUnavailable) -> Stopped:
+        self.stop.set(str(error), kind=StopKind.ABORTED)
+        return Stopped(self.stop.reason or str(error))
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._slot()
+        return _Slot(self)
 
     def _observe(self, error: PolyvError, generation: int) -> None:
         if error.kind is ErrorKind.UNREACHABLE:
@@ -437,3 +378,40 @@ class RequestGate:
     def _trip(self, generation: int, seconds: float | None) -> None:
         if self.cooldown.trip(generation, seconds):
             self.events.cooldown(self.cooldown.remaining())
+
+
+class _Slot:
+    """One request's way through a :class:`RequestGate` (``async with gate.slot()``): a
+    place in flight, then a place in the window; on the way out the window's place is
+    completed (answered, failed, timed out or cancelled mid-send: it may have arrived, so
+    it is held W from now — rule 1 — never given back). A class rather than an
+    ``asynccontextmanager``: this runs for every request."""
+
+    __slots__ = ("_gate", "_generation", "_permit")
+
+    def __init__(self, gate: RequestGate) -> None:
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        gate = self._gate
+        await gate._enter_in_flight()
+        try:
+            self._permit = await gate._permit()
+        except BaseException:
+            gate.in_flight.release()
+            raise
+        self._generation = gate.cooldown.generation
+        gate.sent += 1
+
+    async def __aexit__(self, exc_type: Any, error: BaseException | None, _tb: Any) -> None:
+        gate = self._gate
+        try:
+            try:
+                if isinstance(error, PolyvError):
+                    gate._observe(error, self._generation)
+            finally:
+                await gate._complete(self._permit)
+            if error is None:
+                gate.reachability.answered()
+        finally:
+            gate.in_flight.release()

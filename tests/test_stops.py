@@ -15,7 +15,8 @@ from bulkpolyv import executor as executor_module
 from bulkpolyv.client import PolyvClient
 from bulkpolyv.events import RunEvents
 from bulkpolyv.executor import IN_FLIGHT, Executor
-from bulkpolyv.ratelimit import CoolDown, Reachability
+from bulkpolyv.ratelimit import CoolDown
+from bulkpolyv.reachability import Reachability
 from bulkpolyv.report import ApplyStatus, Status
 from bulkpolyv.retry import RetryPolicy
 from bulkpolyv.run import RunSettings, apply, open_runtime
