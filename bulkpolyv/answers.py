@@ -47,7 +47,13 @@ async def read_body(response: aiohttp.ClientResponse, *, decode: bool) -> bytes:
     and deflate are inflated here with ``max_length``, so a decompression bomb costs at
     most the cap, never what it would inflate to.
     """
-    encoding = response.headers.get("Content-Encoding", "").strip().lower() if decode else ""
+    declared = response.headers.get("Content-Encoding", "").strip().lower()
+    if declared in ("", "identity") and _declared_length(response) <= MAX_BODY_BYTES:
+        # The common answer: a few hundred plain bytes with their length declared, which is
+        # all aiohttp will read (a compressed one could inflate to anything). One read, not
+        # an iterator of chunks.
+        return await response.read()
+    encoding = declared if decode else ""
     inflater = _inflater(encoding)
     chunks: list[bytes] = []
     size = 0
@@ -67,6 +73,12 @@ async def read_body(response: aiohttp.ClientResponse, *, decode: bool) -> bytes:
         if size + len(tail) > MAX_BODY_BYTES:
             raise BodyTooLarge
     return b"".join(chunks)
+
+
+def _declared_length(response: aiohttp.ClientResponse) -> float:
+    """The body's Content-Length, or infinity when it is missing or unreadable."""
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else math.inf
 
 
 def _inflater(encoding: str) -> Any:

@@ -146,7 +146,7 @@ def test_redact_text_masks_urls_pairs_signs_and_known_secrets():
 async def test_a_decompression_bomb_costs_the_cap_not_what_it_inflates_to():
     bomb = gzip.compress(b"[" + b" " * (64 << 20), compresslevel=6)  # 64 MiB inflated
 
-    async def handler(request):
+    async def handler(request):  # its Content-Length is small: only the encoding tells
         return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
 
     server = await serve(handler)
@@ -162,6 +162,20 @@ async def test_a_decompression_bomb_costs_the_cap_not_what_it_inflates_to():
         await server.close()
     assert len(bomb) < 1 << 20
     assert peak < 16 << 20
+
+
+async def test_a_plain_body_declared_over_the_cap_is_refused_unread():
+    async def handler(request):
+        return web.Response(body=b"[" + b" " * (2 << 20) + b"]")
+
+    server = await serve(handler)
+    try:
+        async with new_session() as session:
+            client = PolyvClient(session, api_base=f"http://127.0.0.1:{server.port}")
+            with pytest.raises(PolyvError, match="over 1 MiB"):
+                await client.list_monitors(ACCOUNT, 1)
+    finally:
+        await server.close()
 
 
 async def test_a_gzip_answer_is_read():
