@@ -14,6 +14,7 @@ from typing import Any
 from bulkpolyv.manifest.model import (
     CALLBACK_KINDS,
     MONITOR_FIELDS,
+    UNSET,
     AccountSpec,
     DesiredAccount,
     DesiredChannel,
@@ -21,6 +22,7 @@ from bulkpolyv.manifest.model import (
     Limits,
     Manifest,
     ManifestSpec,
+    PackedFields,
 )
 from bulkpolyv.manifest.problems import Location
 from bulkpolyv.manifest.yamlsource import SourceMap
@@ -33,7 +35,7 @@ class Occurrence:
     account: int
     channel_id: int
     monitor_id: int
-    fields: dict[str, Any]
+    fields: PackedFields  # in MONITOR_FIELDS order, UNSET where not given
     location: Location
     shown: str  # the manifest path of the entry, or of the CSV file for a row
     row: int | None = None  # the CSV row; its path is built only for a message
@@ -113,8 +115,8 @@ def _channels(checked: Checked) -> list[tuple[DesiredChannel, ...]]:
         item = merged.pop(key)
         a, channel_id, monitor_id = key
         fields = {
-            k: item.fields[k] if k in item.fields else getattr(monitor_defaults, k)
-            for k in MONITOR_FIELDS
+            k: getattr(monitor_defaults, k) if given is UNSET else given
+            for k, given in zip(MONITOR_FIELDS, item.fields, strict=True)
         }
         channel_sources.setdefault((a, channel_id), item.location)
         by_account[a].setdefault(channel_id, []).append(

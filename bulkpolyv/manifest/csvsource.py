@@ -18,7 +18,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bulkpolyv.manifest.env import References
 from bulkpolyv.manifest.messages import describe
-from bulkpolyv.manifest.model import MONITOR_FIELDS, Enable, Nickname, Password, PositiveId
+from bulkpolyv.manifest.model import (
+    MONITOR_FIELDS,
+    UNSET,
+    Enable,
+    Nickname,
+    PackedFields,
+    Password,
+    PositiveId,
+)
 from bulkpolyv.manifest.problems import Location, Problem
 
 # The columns of a monitor row, in the order export writes them.
@@ -50,7 +58,7 @@ class CsvRow:
 
     channel_id: int
     monitor_id: int
-    fields: dict[str, str]  # the monitor fields the row gives (MONITOR_FIELDS)
+    fields: PackedFields  # the monitor fields the row gives (UNSET: an empty cell)
     monitoring: str | None
     line: int
 
@@ -149,7 +157,10 @@ class _Reader:
 
 
 def _row(spec: CsvRowSpec, line: int) -> CsvRow:
-    fields = {k: v for k in MONITOR_FIELDS if (v := getattr(spec, k)) is not None}
+    nickname, password, enable = (
+        UNSET if (v := getattr(spec, k)) is None else v for k in MONITOR_FIELDS
+    )
+    fields = (nickname, password, enable)
     return CsvRow(spec.channel_id, spec.monitor_id, fields, spec.monitoring, line)
 
 
