@@ -25,7 +25,7 @@ _EXPORTS = {
     "Manifest": "bulkpolyv.manifest",
     "ManifestError": "bulkpolyv.manifest",
     "make_plan": "bulkpolyv.plan",
-    "check_safety": "bulkpolyv.plan",
+    "check_safety": "bulkpolyv.safety",
     "ItemKey": "bulkpolyv.plan",
     "Operation": "bulkpolyv.plan",
     "Plan": "bulkpolyv.plan",
@@ -120,7 +120,7 @@ if TYPE_CHECKING:
     from bulkpolyv.events import FanOut, RunEvents
     from bulkpolyv.journal import Journal
     from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
-    from bulkpolyv.plan import ItemKey, Operation, Plan, check_safety, make_plan
+    from bulkpolyv.plan import ItemKey, Operation, Plan, make_plan
     from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError
     from bulkpolyv.progress import RunProgress
     from bulkpolyv.records import Credentials
@@ -135,5 +135,6 @@ if TYPE_CHECKING:
     )
     from bulkpolyv.run import RunSettings, Runtime, apply, open_runtime, read_plan
     from bulkpolyv.runlock import LockBusy, RunLock
+    from bulkpolyv.safety import check_safety
     from bulkpolyv.selection import select
     from bulkpolyv.signing import signed_params

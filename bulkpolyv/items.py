@@ -22,6 +22,7 @@ CALLBACK_SETTINGS = {kind: f"{kind}_callback" for kind in CALLBACK_KINDS}
 MONITORING = "monitoring"
 
 
+@functools.lru_cache(maxsize=4096)  # account names: few, compared a million times
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
     """``a2`` before ``a10``: digit runs compare as numbers."""
     return tuple(
@@ -69,13 +70,14 @@ class ItemKey:
         """``record``, ``playback`` or ``stream``; only for a callback's key."""
         return self.setting.removesuffix("_callback")
 
-    def _order(self) -> tuple[Any, ...]:
+    def sort_key(self) -> tuple[Any, ...]:
+        """What keys sort by; ``sorted(keys, key=ItemKey.sort_key)`` is the fast way."""
         return (natural_key(self.account), self.channel_id, self.monitor_id, self.setting)
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, ItemKey):
             return NotImplemented
-        return self._order() < other._order()
+        return self.sort_key() < other.sort_key()
 
     def to_dict(self) -> dict[str, Any]:
         """The key as every file writes it: absent ids and setting are ``None``, not 0."""

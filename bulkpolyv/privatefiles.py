@@ -6,6 +6,7 @@ naming the path and the operating system's reason, never a bare ``OSError``."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from bulkpolyv.errors import BulkPolyvError
@@ -44,13 +45,14 @@ def open_private(path: Path, flags: int) -> int:
     return fd
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temp file, fsync, rename), mode 0600."""
+def write_private(path: Path, text: str | Iterable[str]) -> None:
+    """Write ``text`` (a string, or pieces of one made as they are written) atomically
+    (temp file, fsync, rename), mode 0600."""
     temp = path.with_name(path.name + ".tmp")
     fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.writelines([text] if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.plan import ItemKey, Operation, Plan
+from bulkpolyv.manifest.problems import Location
+from bulkpolyv.plan import FieldChange, ItemKey, Operation, Plan
 from bulkpolyv.privatefiles import write_private
 
 REPORT_FORMAT_VERSION = 1
@@ -49,13 +50,15 @@ class ItemOutcome:
     key: ItemKey
     status: Status
     operation: str = ""
-    changes: tuple[dict[str, Any], ...] = ()
+    # The operation's own objects, shared, not copies: a million outcomes are held until
+    # the report is written. They become text only in to_dict.
+    changes: tuple[FieldChange, ...] = ()
     attempts: int = 0
     http_status: int | None = None
     polyv_code: int | str | None = None
     message: str = ""
     request_id: str | None = None
-    source: str = ""
+    source: Location | None = None
     duration: float = 0.0
     # Read back after the write (``apply --verify``): True it stuck, False it did not,
     # None not checked or not checkable (a field POLYV does not return).
@@ -68,8 +71,8 @@ class ItemOutcome:
             op.key,
             status,
             operation=op.kind.value,
-            changes=tuple(op.change_dicts()),
-            source=str(op.source),
+            changes=op.changes,
+            source=op.source,
             **details,
         )
 
@@ -77,14 +80,14 @@ class ItemOutcome:
         return {
             **self.key.to_dict(),
             "operation": self.operation,
-            "changes": list(self.changes),
+            "changes": [change.to_dict() for change in self.changes],
             "status": self.status.value,
             "attempts": self.attempts,
             "http_status": self.http_status,
             "polyv_code": self.polyv_code,
             "message": self.message,
             "request_id": self.request_id,
-            "source": self.source,
+            "source": "" if self.source is None else str(self.source),
             "duration": round(self.duration, 3),
             "verified": self.verified,
         }
@@ -93,13 +96,13 @@ class ItemOutcome:
 def settled_outcomes(plan: Plan) -> Iterator[ItemOutcome]:
     """The outcomes known before anything is sent: unchanged items and plan problems."""
     for key, source in plan.unchanged:
-        yield ItemOutcome(key, Status.UNCHANGED, source=str(source))
+        yield ItemOutcome(key, Status.UNCHANGED, source=source)
     for problem in plan.problems:
         yield ItemOutcome(
             problem.key,
             Status.SKIPPED if problem.auth else Status.FAILED,
             message=problem.message,
-            source=str(problem.source),
+            source=problem.source,
         )
 
 
@@ -237,8 +240,22 @@ def build_report(
         "finished": now_iso(),
         "duration": round(result.duration, 3),
         "totals": {**result.counts, "requests": result.requests, "cooldowns": cooldowns},
-        "items": [o.to_dict() for o in sorted(result.outcomes, key=lambda o: o.key)],
+        "items": ReportItems(result.outcomes),
     }
+
+
+class ReportItems:
+    """A report's items, each made into a dict only as it is written: a million items
+    held as dicts (and as one JSON string) made the report the run's peak of memory."""
+
+    def __init__(self, outcomes: Iterable[ItemOutcome]) -> None:
+        self._outcomes = sorted(outcomes, key=lambda o: o.key.sort_key())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (outcome.to_dict() for outcome in self._outcomes)
+
+    def __len__(self) -> int:
+        return len(self._outcomes)
 
 
 def tool_version() -> str:
@@ -249,8 +266,19 @@ def tool_version() -> str:
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    """Write the report atomically (temp file + rename), mode 0600."""
-    write_private(path, json.dumps(report, indent=2, ensure_ascii=False))
+    """Write the report atomically (temp file + rename), mode 0600: the run's fields,
+    then its items, one per line, made and written one at a time."""
+    write_private(path, _report_text(report))
+
+
+def _report_text(report: dict[str, Any]) -> Iterator[str]:
+    run = json.dumps(
+        {k: v for k, v in report.items() if k != "items"}, indent=2, ensure_ascii=False
+    )
+    yield run.removesuffix("\n}") + ',\n  "items": ['
+    for number, item in enumerate(report["items"]):
+        yield ("\n    " if number == 0 else ",\n    ") + json.dumps(item, ensure_ascii=False)
+    yield "\n  ]\n}\n"
 
 
 # What --retry-failed runs again: everything that did not end well.

@@ -30,7 +30,7 @@ from bulkpolyv.executor import Executor
 from bulkpolyv.journal import Journal, prune_journals, retention_days
 from bulkpolyv.manifest.model import Limits, Manifest
 from bulkpolyv.operations import reads_for
-from bulkpolyv.plan import Plan, check_safety, make_plan
+from bulkpolyv.plan import Plan, make_plan
 from bulkpolyv.planfile import ReviewedPlan
 from bulkpolyv.privatefiles import PrivateFileError, check_writable
 from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
@@ -44,6 +44,7 @@ from bulkpolyv.report import (
     write_report,
 )
 from bulkpolyv.retry import RetryPolicy, Sleep
+from bulkpolyv.safety import check_safety
 from bulkpolyv.selection import managed_items
 from bulkpolyv.shard import Shard
 from bulkpolyv.stopping import Stop, StopKind

@@ -8,9 +8,10 @@ import pytest
 from bulkpolyv.items import ItemKey
 from bulkpolyv.manifest.model import DesiredChannel
 from bulkpolyv.manifest.problems import Location
-from bulkpolyv.plan import LiveState, OpKind, ReadKind, check_safety, make_plan
+from bulkpolyv.plan import LiveState, OpKind, ReadKind, make_plan
 from bulkpolyv.records import Monitor
 from bulkpolyv.render import render_json, render_markdown, render_text, totals_line
+from bulkpolyv.safety import check_safety
 from tests.models import HERE, account, monitor
 from tests.models import manifest_of as manifest
 

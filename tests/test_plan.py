@@ -6,13 +6,13 @@ from bulkpolyv.plan import (
     LiveState,
     OpKind,
     ReadKind,
-    check_safety,
     make_plan,
     normalise_url,
     redact_url,
 )
 from bulkpolyv.records import Monitor
 from bulkpolyv.render import render_json, render_markdown, render_text
+from bulkpolyv.safety import check_safety
 from tests.models import HERE, account, monitor
 from tests.models import manifest_of as manifest
 
