@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,10 +38,12 @@ from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.records import DEFAULT_API_BASE, Credentials, Monitor, MonitorUpdate, yes_no
 from bulkpolyv.serverclock import ServerClock
 from bulkpolyv.signing import signed_params
-from bulkpolyv.urls import redact_url
+from bulkpolyv.urls import redact_text, redact_url
 
 DEFAULT_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 10.0
+# The longest an error from aiohttp or the OS is quoted (a garbled answer can be 100 KB).
+MESSAGE_CHARS = 200
 
 # --- The endpoints and bodies. Details marked unconfirmed in shared/polyv-api.md live here.
 CALLBACK_KINDS = ("record", "playback", "stream")
@@ -314,11 +316,12 @@ class PolyvClient:
             except TimeoutError as exc:
                 raise self._timed_out(endpoint, exc) from None
             except aiohttp.ClientResponseError as exc:
+                said = _said(exc.message, secrets)
                 raise PolyvError(
-                    ErrorKind.TRANSIENT, f"bad HTTP answer: {exc.message}", endpoint, exc.status
+                    ErrorKind.TRANSIENT, f"bad HTTP answer: {said}", endpoint, exc.status
                 ) from None
             except aiohttp.ClientError as exc:
-                raise self._connection_failed(endpoint, exc) from None
+                raise self._connection_failed(endpoint, exc, secrets) from None
             try:
                 return interpret(endpoint, status, body, retry_after, v4=v4, secrets=secrets)
             except PolyvError as error:
@@ -335,10 +338,12 @@ class PolyvClient:
             )
         return PolyvError(ErrorKind.TRANSIENT, "timed out", endpoint)
 
-    def _connection_failed(self, endpoint: str, exc: aiohttp.ClientError) -> PolyvError:
+    def _connection_failed(
+        self, endpoint: str, exc: aiohttp.ClientError, secrets: Iterable[str | None]
+    ) -> PolyvError:
         """Refused, DNS, TLS, proxy, no route: "unreachable" while the host has never
         answered; afterwards a transient failure (the gate watches for a burst of them)."""
-        reason = _os_reason(exc)
+        reason = _said(_os_reason(exc), secrets)
         if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientSSLError) and (
             not self.answered
             or isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError)
@@ -378,13 +383,22 @@ def _redirected(endpoint: str, response: aiohttp.ClientResponse) -> PolyvError:
 def _os_reason(exc: aiohttp.ClientError) -> str:
     """The OS's own words (``Connection refused``, ``Name or service not known``)."""
     os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.errno:
+    if isinstance(os_error, OSError) and os_error.errno and os_error.errno > 0:
+        # (a DNS failure's errno is getaddrinfo's, negative: its strerror says it)
         # asyncio's strerror is "Connect call failed ('127.0.0.1', 9)": the errno's own
         # words say what happened.
         return os.strerror(os_error.errno)
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror
     return str(exc) or type(exc).__name__
+
+
+def _said(text: str, secrets: Iterable[str | None]) -> str:
+    """What aiohttp or the OS says about a failed request. It may quote what the server
+    sent back — a garbled status line can be our own request line, ``sign`` and all — so
+    it is redacted and kept short."""
+    text = redact_text(text, secrets)
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "…"
 
 
 def _secret_values(values: Mapping[str, object] | None) -> list[str]:

@@ -4,6 +4,7 @@ behaviour lives in aiohttp's transport, and aioresponses where it does not."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import re
@@ -430,3 +431,32 @@ async def test_an_absurd_monitor_id_is_a_malformed_answer(mock_client, mocked):
     )
     with pytest.raises(PolyvError, match="malformed"):
         await mock_client.list_monitors(ACCOUNT, 7)
+
+
+async def test_a_garbled_answer_echoing_the_request_is_quoted_redacted_and_short():
+    """A broken proxy echoes our request line (``sign`` and all) into a header aiohttp
+    cannot parse: aiohttp's complaint quotes it; ours must not."""
+    seen: list[bytes] = []
+
+    async def handle(reader, writer):
+        first = await reader.readline()
+        seen.append(first)
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        echo = first.strip() * 50  # and long: aiohttp would quote all of it
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Echo " + echo + b"\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with new_session() as session:
+            client = PolyvClient(session, api_base=f"http://127.0.0.1:{port}", timeout=2)
+            with pytest.raises(PolyvError) as caught:
+                await client.get_monitoring(ACCOUNT, 1)
+    finally:
+        server.close()
+    sign = re.search(rb"sign=([0-9A-Fa-f]{32})", seen[0]).group(1).decode()
+    assert sign not in str(caught.value) and ACCOUNT.app_secret not in str(caught.value)
+    assert len(caught.value.message) <= 260
