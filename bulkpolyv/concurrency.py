@@ -112,7 +112,7 @@ class ResizableSemaphore:
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():
                 self.release()  # granted just as we were cancelled: hand it on
-            else:
+            elif granted in self._waiters:  # _wake may have dropped it (cancelled) already
                 self._waiters.remove(granted)
             raise
 

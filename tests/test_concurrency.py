@@ -122,3 +122,15 @@ async def test_a_waiter_cancelled_as_it_is_granted_hands_its_place_on():
         await first
     await second
     assert semaphore.in_use == 1
+
+
+async def test_a_waiter_cancelled_just_before_a_release_ends_cancelled_holding_nothing():
+    semaphore = ResizableSemaphore(1)
+    await semaphore.acquire()
+    waiter = asyncio.ensure_future(semaphore.acquire())
+    await asyncio.sleep(0)  # parked on its future
+    waiter.cancel()  # its future is cancelled at once...
+    semaphore.release()  # ...and the release drops it before the waiter runs again
+    (ended,) = await asyncio.gather(waiter, return_exceptions=True)
+    assert isinstance(ended, asyncio.CancelledError)  # was ValueError: not in deque
+    assert (semaphore.in_use, len(semaphore._waiters)) == (0, 0)
