@@ -22,6 +22,7 @@ from bulkpolyv.budget import (
     make_store,
     opened,
 )
+from bulkpolyv.budget.local import _transaction
 from bulkpolyv.ratelimit import Permit
 
 API = "https://api.polyv.net"
@@ -271,3 +272,16 @@ def test_reservation_ids_differ_between_processes_and_calls():
     ids = [one(), one(), other()]
     assert len(set(ids)) == 3
     assert ids[0].split("-")[0] == ids[1].split("-")[0] != ids[2].split("-")[0]
+
+
+
+def test_an_error_after_which_sqlite_rolled_back_itself_keeps_its_own_words(tmp_path):
+    conn = sqlite3.connect(tmp_path / "b.sqlite3", isolation_level=None)
+
+    def full_disk(conn):  # what SQLite does on SQLITE_FULL in the WAL: it rolls back
+        conn.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        _transaction(conn, full_disk)  # was: "cannot rollback - no transaction is active"
+    conn.close()

@@ -25,6 +25,7 @@ worst of five runs on two cores).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -277,6 +278,10 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
         result = work(conn)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk does): then ROLLBACK itself
+        # fails, and its "no transaction is active" must not hide the real cause.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     return result
