@@ -252,6 +252,8 @@ async def export(
     raw_accounts = {a.name: {"name": a.name, **a.references} for a in manifest.accounts}
     targets = export_targets(manifest, names, channel_ids)
     live = await runtime.executor.refresh(targets, reads_for(targets, everything=True))
+    if runtime.stop.is_set():  # the host or the budget failed: reads are missing
+        raise ExportError(f"nothing written: {runtime.stop.reason or 'the reads stopped'}")
     exported = collect(targets, live, raw_accounts)
     text, files = render_export(source, exported, out, csv_over)
     listing = channels_csv(exported)

@@ -2,6 +2,7 @@
 budget shared by real `bulkpolyv` processes (local file and Redis), a budget that cannot be
 opened, and `--shard`."""
 
+import asyncio
 import json
 import os
 import socket
@@ -276,3 +277,34 @@ def test_a_redis_budget_lost_mid_run_stops_sending_and_reports_what_was_applied(
     assert report["status"] == "aborted"
     changed = [i for i in report["items"] if i["status"] == "changed"]
     assert 5 <= len(changed) == writes < len(report["items"])
+
+
+
+async def test_an_export_whose_reads_are_cut_short_writes_nothing(world):
+    """A budget lost (or a host gone) mid-way stops the reads; the channels not read must
+    not become a manifest of empty channels (applied later, it would switch monitors
+    off): an error with the stop's reason, and no file."""
+    from bulkpolyv.budget import BudgetUnavailable
+    from bulkpolyv.export import ExportError, export
+    from bulkpolyv.manifest import load_manifest
+    from bulkpolyv.run import RunSettings, open_runtime
+
+    tmp_path, manifest_path = world
+    manifest = load_manifest(manifest_path, env=ENV)
+    out = tmp_path / "exported.yaml"
+    slow = FaultConfig(latency_min=0.05, latency_max=0.08, seed=2)
+    lost = BudgetUnavailable("the local budget file b.sqlite3 has been locked for 10 s")
+    with running_sim(seeded_state(manifest_path, {}), faults=slow) as sim:
+        settings = RunSettings(api_base=sim.url, concurrency=2, budget="memory")
+        async with open_runtime(manifest, settings) as runtime:
+
+            async def lose_the_budget_after_three_reads() -> None:
+                while sim.simulator.stats.requests < 3:
+                    await asyncio.sleep(0.005)
+                runtime.executor.abort("the rate budget failed", lost)
+
+            losing = asyncio.ensure_future(lose_the_budget_after_three_reads())
+            with pytest.raises(ExportError, match=r"nothing written: .*has been locked"):
+                await export(manifest, runtime, names=(), channel_ids=None, out=out)
+            await losing
+    assert not out.exists()
