@@ -3,8 +3,9 @@
 The journal is written line by line as items complete, each line handed to the kernel at
 once with ``os.write`` on an ``O_APPEND`` descriptor, so a ``kill -9`` of bulkpolyv loses
 nothing already journaled. ``fsync`` (which protects against a power cut, not a kill) runs
-as a group commit in a background thread, back to back while lines keep coming: waiting for
-the disk on every one of 100,000 lines would make the disk, not POLYV, the bottleneck.
+as a group commit in a background thread, one per ``SYNC_INTERVAL`` while lines keep
+coming: waiting for the disk on every one of 100,000 lines would make the disk, not POLYV,
+the bottleneck.
 Before each write is sent, a ``sending`` line is journaled, so after a crash an item that
 is ``sending`` without a result is known to be *in doubt*, not untouched.
 
