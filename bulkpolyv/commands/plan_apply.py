@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from bulkpolyv import eventloop
-from bulkpolyv.budget.redisstore import redacted as redacted_store
 from bulkpolyv.commands import causes
 from bulkpolyv.commands.common import Output, format_option, output, plan_colour, verbosity
 from bulkpolyv.commands.lines import METRICS_FILE, metrics_written, say
@@ -34,7 +33,7 @@ from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan
 from bulkpolyv.runlock import LockBusy, lock_for
 from bulkpolyv.selection import select
 from bulkpolyv.shard import Shard
-from bulkpolyv.urls import redact_url
+from bulkpolyv.urls import redact_store_url, redact_url
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
 
@@ -286,8 +285,8 @@ def invocation(api_base: str) -> Invocation:
         flags["api_base"] = redact_url(flags["api_base"])
     if "shard" in flags:
         flags["shard"] = str(flags["shard"])
-    if "budget" in flags:  # a Redis URL may carry a password
-        flags["budget"] = redacted_store(flags["budget"])
+    if "budget" in flags:  # a Redis URL may carry a password, in its userinfo or query
+        flags["budget"] = redact_store_url(flags["budget"])
     return Invocation(f"bulkpolyv {context.info_name}", flags, redact_url(api_base) or "")
 
 
