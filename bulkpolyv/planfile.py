@@ -29,6 +29,7 @@ from bulkpolyv.plan import (
     Plan,
     assemble_plan,
 )
+from bulkpolyv.privatefiles import write_private
 
 
 class ReviewedPlanError(BulkPolyvError):
@@ -54,10 +55,9 @@ def plan_file_dict(plan: Plan) -> dict[str, Any]:
 
 
 def write_plan_file(path: Path, plan: Plan) -> None:
-    path.write_text(
-        json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
+    """Write the plan file atomically, mode 0600 like a report (it names accounts and
+    channels); PrivateFileError (a sentence naming the path) when it cannot be written."""
+    write_private(path, json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n")
 
 
 class ReviewedPlan:

@@ -234,3 +234,32 @@ def test_plan_as_markdown_is_a_table_with_manifest_places(world):
     assert any(f"{manifest}:" in row or "west.csv:" in row for row in rows)
     assert "CBTOKEN" not in result.stdout and "MONPASS" not in result.stdout
     assert lines[-1].startswith("Plan: ")
+
+
+def test_plan_out_is_checked_before_any_request_and_written_private(world, monkeypatch):
+    """An --out that cannot be written is refused before the first read; one that fails
+    at the end (a full disk) is a sentence naming it, exit 1; the file is mode 0600."""
+    import errno
+    import os
+
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        args = ["plan", str(manifest), "--api-base", sim.url, "--out"]
+        refused = invoke(*args, "/proc/nope/plan.json")
+        assert refused.exit_code == 1
+        assert refused.stderr.startswith("bulkpolyv: cannot write /proc/nope/plan.json: ")
+        assert sim.simulator.stats.requests == 0
+        written = invoke(*args, str(tmp_path / "plan.json"))
+        assert written.exit_code == 2
+        assert (tmp_path / "plan.json").stat().st_mode & 0o777 == 0o600
+
+        def disk_full(fd: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr("bulkpolyv.privatefiles.os.fsync", disk_full)
+        full = invoke(*args, str(tmp_path / "full.json"))
+    assert full.exit_code == 1
+    assert full.stderr.endswith(
+        f"bulkpolyv: cannot write {tmp_path / 'full.json'}: No space left on device\n"
+    )
+    assert not (tmp_path / "full.json").exists()

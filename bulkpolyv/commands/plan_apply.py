@@ -26,6 +26,7 @@ from bulkpolyv.manifest import Manifest
 from bulkpolyv.options import ExitCode, fail, load, run_options, warn_about_transport
 from bulkpolyv.plan import ItemKey, Plan
 from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
+from bulkpolyv.privatefiles import PrivateFileError, check_writable
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
 from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
@@ -112,6 +113,8 @@ def plan(
     with metrics_written(metrics_file, "plan", manifest_path) as figures:
         manifest = selected(load(manifest_path), only, shard=settings.shard)
         warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
+        if out:  # found now, not after every read
+            writable_or_fail(Path(out))
 
         async def run() -> Plan | None:
             async with open_runtime(
@@ -134,7 +137,10 @@ def plan(
         if not terminal.quiet or result.has_drift or result.problems:
             show_plan(result, fmt, colour=plan_colour())
         if out:
-            write_plan_file(Path(out), result)
+            try:
+                write_plan_file(Path(out), result)
+            except PrivateFileError as error:  # a full disk, say
+                fail(str(error))
         if result.problems:
             print_causes(terminal, causes.from_plan(result.problems))
             sys.exit(ExitCode.ERROR)
@@ -258,6 +264,15 @@ def what_to_apply(
     try:
         return manifest, ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
+        fail(str(error))
+
+
+def writable_or_fail(path: Path) -> None:
+    """A file the command will write, checked before any request: one sentence and exit 1
+    when it cannot be written."""
+    try:
+        check_writable(path)
+    except PrivateFileError as error:
         fail(str(error))
 
 
