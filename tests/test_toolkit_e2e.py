@@ -263,3 +263,35 @@ def test_plan_out_is_checked_before_any_request_and_written_private(world, monke
         f"bulkpolyv: cannot write {tmp_path / 'full.json'}: No space left on device\n"
     )
     assert not (tmp_path / "full.json").exists()
+
+
+def test_a_report_or_other_json_given_as_a_plan_file_is_refused_and_nothing_sent(world):
+    """`apply --plan` of a report of the same manifest said "No changes." and exited 0;
+    a report, `plan --format json` output or any other JSON is one sentence, exit 1."""
+    tmp_path, manifest = world
+    hint = "(write one with `bulkpolyv plan --out`)"
+    with running_sim(seeded_state(manifest, {})) as sim:
+        shown = invoke("plan", str(manifest), "--api-base", sim.url, "--format", "json")
+        assert shown.exit_code == 2
+        (tmp_path / "shown.json").write_text(shown.stdout)
+        assert invoke(*run_args(sim, manifest, tmp_path)).exit_code == 0
+        (tmp_path / "report.json").rename(tmp_path / "last-run.json")
+        (tmp_path / "other.json").write_text('{"format_version": 2, "operations": []}')
+        sent = sim.simulator.stats.requests
+        refusals = {
+            name: invoke(*run_args(sim, manifest, tmp_path, "--plan", str(tmp_path / name)))
+            for name in ("last-run.json", "shown.json", "other.json")
+        }
+        assert sim.simulator.stats.requests == sent
+    assert {name: result.exit_code for name, result in refusals.items()} == dict.fromkeys(
+        refusals, 1
+    )
+    assert refusals["last-run.json"].stderr == (
+        f"bulkpolyv: {tmp_path / 'last-run.json'} is a bulkpolyv report, not a plan file "
+        f"{hint}\n"
+    )
+    for name in ("shown.json", "other.json"):
+        assert refusals[name].stderr == (
+            f"bulkpolyv: {tmp_path / name} is not a bulkpolyv plan file {hint}\n"
+        )
+    assert not (tmp_path / "report.json").exists()
