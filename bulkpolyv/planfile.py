@@ -6,7 +6,9 @@ fingerprints: of the value the plan saw and of the value it will write. They are
 with the account's appSecret, so the file reveals nothing that could be guessed offline (a
 plain hash of a 6-character password would), while whoever runs the apply — and holds the
 secret — can check that the live value has not moved since the review (else the item is a
-*conflict*) and that the manifest still asks for what was reviewed.
+*conflict*) and that the manifest still asks for what was reviewed. Its ``kind`` says it is
+a plan file: a report, or a plan printed with ``--format json`` (no fingerprints), is refused
+by name rather than applied as a plan with nothing in it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.manifest.model import DesiredAccount, Manifest
 from bulkpolyv.plan import (
-    PLAN_FORMAT_VERSION,
     READABLE_PLAN_FORMATS,
     FieldChange,
     ItemKey,
@@ -29,6 +30,13 @@ from bulkpolyv.plan import (
     Plan,
     assemble_plan,
 )
+from bulkpolyv.privatefiles import write_private
+from bulkpolyv.report import looks_like_report
+
+# What marks a file as a plan file (a plan's JSON from ``plan --format json``, a report
+# and a plan file share keys such as ``format_version``).
+PLAN_FILE_KIND = "bulkpolyv plan file"
+_WRITE_ONE = "(write one with `bulkpolyv plan --out`)"
 
 
 class ReviewedPlanError(BulkPolyvError):
@@ -42,7 +50,7 @@ def fingerprint(app_secret: str, field: str, value: str | None) -> str:
 
 def plan_file_dict(plan: Plan) -> dict[str, Any]:
     """The plan's JSON with the fingerprints, keyed with the secrets the plan carries."""
-    data = plan.to_dict()
+    data = {"kind": PLAN_FILE_KIND, **plan.to_dict()}
     for entry, op in zip(data["operations"], plan.operations, strict=True):
         secret = plan.credentials[op.key.account].app_secret
         for shown, change in zip(entry["changes"], op.changes, strict=True):
@@ -54,10 +62,9 @@ def plan_file_dict(plan: Plan) -> dict[str, Any]:
 
 
 def write_plan_file(path: Path, plan: Plan) -> None:
-    path.write_text(
-        json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
+    """Write the plan file atomically, mode 0600 like a report (it names accounts and
+    channels); PrivateFileError (a sentence naming the path) when it cannot be written."""
+    write_private(path, json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n")
 
 
 class ReviewedPlan:
@@ -68,8 +75,7 @@ class ReviewedPlan:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ReviewedPlanError(f"{path}: not a readable plan file ({exc})") from None
-        if not isinstance(data, dict) or data.get("format_version") not in READABLE_PLAN_FORMATS:
-            raise ReviewedPlanError(f"{path}: not a bulkpolyv plan (format {PLAN_FORMAT_VERSION})")
+        _check_is_plan_file(path, data)
         if data.get("manifest_digest") != manifest.digest:
             raise ReviewedPlanError(
                 f"{path}: the manifest (or one of its CSV files) changed since this plan was "
@@ -129,6 +135,42 @@ class ReviewedPlan:
             ):
                 return f"the live {field} changed since the plan was reviewed"
         return None
+
+
+def _check_is_plan_file(path: Path, data: Any) -> None:
+    """Refuse anything but a plan file: a report of the same manifest has no operations
+    and would apply as "No changes."; plan output without fingerprints cannot be checked."""
+    if looks_like_report(data):
+        raise ReviewedPlanError(f"{path} is a bulkpolyv report, not a plan file {_WRITE_ONE}")
+    if not isinstance(data, dict) or not (
+        data.get("kind") == PLAN_FILE_KIND or _written_before_the_kind(data)
+    ):
+        raise ReviewedPlanError(f"{path} is not a bulkpolyv plan file {_WRITE_ONE}")
+    if data.get("format_version") not in READABLE_PLAN_FORMATS:
+        raise ReviewedPlanError(
+            f"{path}: plan file format {data.get('format_version')!r}, this bulkpolyv reads "
+            f"formats {', '.join(map(str, READABLE_PLAN_FORMATS))} {_WRITE_ONE}"
+        )
+
+
+def _written_before_the_kind(data: dict[str, Any]) -> bool:
+    """A plan file from before ``kind`` was written: a plan (format 1 or 2) whose every
+    change carries its fingerprints. (One without operations cannot be told from
+    ``plan --format json`` output; applying either does nothing.)"""
+    operations = data.get("operations")
+    return (
+        "kind" not in data
+        and data.get("format_version") in (1, 2)
+        and isinstance(data.get("manifest_digest"), str)
+        and isinstance(data.get("counts"), dict)
+        and isinstance(operations, list)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("changes"), list)
+            and all(isinstance(c, dict) and "after_fingerprint" in c for c in entry["changes"])
+            for entry in operations
+        )
+    )
 
 
 def _desired(account: DesiredAccount, key: ItemKey) -> tuple[dict[str, str | None] | None, Any]:

@@ -49,7 +49,10 @@ def write_private(path: Path, text: str | Iterable[str]) -> None:
     """Write ``text`` (a string, or pieces of one made as they are written) atomically
     (temp file, fsync, rename), mode 0600."""
     temp = path.with_name(path.name + ".tmp")
-    fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    except PrivateFileError as error:  # name the file asked for, not its temp file
+        raise PrivateFileError(path, OSError(0, error.reason)) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.writelines([text] if isinstance(text, str) else text)

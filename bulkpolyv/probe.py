@@ -21,6 +21,7 @@ from bulkpolyv.client import CALLBACK_FIELDS, PolyvClient
 from bulkpolyv.errors import ErrorKind, PolyvError, explain
 from bulkpolyv.records import Credentials
 from bulkpolyv.serverclock import SKEW_THRESHOLD, describe_offset
+from bulkpolyv.stopping import Stopped
 
 Mark = Literal["ok", "bad", "unknown"]
 SYMBOLS: dict[Mark, str] = {"ok": "✓", "bad": "✗", "unknown": "?"}
@@ -87,7 +88,9 @@ async def _ask(
 ) -> T | None:
     """Run one read; record a failure as the check it decides, and return None. A
     timestamp POLYV rejected is asked once more: the client now signs with the server's
-    time, which is what a run does too (the clock check reports the offset)."""
+    time, which is what a run does too (the clock check reports the offset). Once the
+    run has stopped (an earlier account found the host unreachable, or the budget
+    failed) nothing more is sent: the read is told as not asked."""
     try:
         try:
             return await call()
@@ -108,6 +111,11 @@ async def _ask(
             )
         else:
             result.add(check, "unknown", str(error))
+        return None
+    except Stopped as stopped:
+        # Before the signature is known the account cannot be called usable.
+        name, mark = ("host", "bad") if check == "signature" else (check, "unknown")
+        result.add(name, mark, f"not asked, the probe had stopped: {stopped}")
         return None
 
 

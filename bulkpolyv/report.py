@@ -306,6 +306,12 @@ def failed_items(path: Path, manifest_digest: str | None = None) -> set[ItemKey]
     return keys
 
 
+def looks_like_report(data: object) -> bool:
+    """Whether parsed JSON has a report's shape: to say "this is a report" when one is
+    given where another file (a plan file) was asked for."""
+    return isinstance(data, dict) and isinstance(data.get("items"), list) and "status" in data
+
+
 def read_report(path: Path) -> dict[str, Any]:
     """A report file as written by :func:`write_report`; ReportError naming the file if not."""
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 MASK = "***"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -49,12 +49,50 @@ def redact_url(url: str | None) -> str | None:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     if has_credentials:
         netloc = f"{MASK}@{netloc}"
-    query = "&".join(
+    return urlunsplit((parts.scheme, netloc, parts.path, _masked_query(parts.query), ""))
+
+
+def redact_store_url(url: str) -> str:
+    """A store URL (``--budget redis://…``) fit to show: the user name, host, port and
+    path kept, since they say which store is meant; the password and every query value
+    masked, since a client library may read a password (or a token) from either."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unparseable bracket: show nothing of it
+        return MASK
+    # Host and port as written (a bad port is shown, not parsed); the user as written.
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    netloc = f"{user}{':' + MASK if colon else ''}{at}{hostport}"
+    # Put together by hand: urlunsplit drops the ``//`` of schemes it does not know
+    # (``unix:///run/redis.sock`` would show as ``unix:/run/redis.sock``).
+    scheme = f"{parts.scheme}:" if parts.scheme else ""
+    authority = f"//{netloc}" if url[len(scheme) : len(scheme) + 2] == "//" else ""
+    query = _masked_query(parts.query)
+    return f"{scheme}{authority}{parts.path}" + (f"?{query}" if query else "")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The values :func:`redact_store_url` masks, for masking them in other text (an error
+    message a library made from the URL)."""
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password or ""]
+    except ValueError:
+        return [url]
+    # as written and as decoded: a library may quote either
+    secrets += [piece.split("=", 1)[1] for piece in parts.query.split("&") if "=" in piece]
+    secrets += [value for _, value in parse_qsl(parts.query)]
+    return [s for s in secrets if s]
+
+
+def _masked_query(query: str) -> str:
+    """``a=1&b&c=2`` as ``a=***&***&c=***``: names kept, every value masked."""
+    return "&".join(
         (piece.split("=", 1)[0] + "=" + MASK) if "=" in piece else MASK
-        for piece in parts.query.split("&")
+        for piece in query.split("&")
         if piece
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:

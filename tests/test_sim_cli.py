@@ -162,3 +162,40 @@ def test_sim_writes_its_dump_private_when_stopped_by_a_signal(tmp_path, signum):
     assert process.returncode == 0  # was killed (-15) with no dump written
     assert json.loads(dump.read_text()) == {"accounts": []}
     assert dump.stat().st_mode & 0o777 == 0o600  # it holds app secrets
+
+
+def start_sim(dump: str) -> tuple[subprocess.Popen, str]:
+    """``bulkpolyv sim --dump DUMP`` on a free port, and its first line of output."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bulkpolyv", "sim", "--port", "0", "--dump", dump],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline()
+
+
+def test_a_dump_that_cannot_be_written_is_refused_at_start_not_at_exit():
+    process, first = start_sim("/proc/nope/d.json")
+    if first:  # it started serving (the bug): stop it, so the test fails instead of hanging
+        process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    assert (first, process.returncode) == ("", 1)
+    assert err.startswith("bulkpolyv: cannot write /proc/nope/d.json: ") and err.count("\n") == 1
+
+
+def test_a_dump_that_cannot_be_written_at_exit_is_a_sentence_and_exit_1(tmp_path):
+    """Writable at start, not at exit (its directory replaced by a file)."""
+    (tmp_path / "gone").mkdir()
+    process, first = start_sim(str(tmp_path / "gone" / "d.json"))
+    assert "listening on" in first
+    (tmp_path / "gone").rmdir()
+    (tmp_path / "gone").write_text("a file where the directory was")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 1
+    assert err == (
+        f"bulkpolyv: cannot write {tmp_path / 'gone' / 'd.json'}: Not a directory; "
+        "the simulator's state was not saved\n"
+    )

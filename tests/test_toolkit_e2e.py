@@ -234,3 +234,64 @@ def test_plan_as_markdown_is_a_table_with_manifest_places(world):
     assert any(f"{manifest}:" in row or "west.csv:" in row for row in rows)
     assert "CBTOKEN" not in result.stdout and "MONPASS" not in result.stdout
     assert lines[-1].startswith("Plan: ")
+
+
+def test_plan_out_is_checked_before_any_request_and_written_private(world, monkeypatch):
+    """An --out that cannot be written is refused before the first read; one that fails
+    at the end (a full disk) is a sentence naming it, exit 1; the file is mode 0600."""
+    import errno
+    import os
+
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        args = ["plan", str(manifest), "--api-base", sim.url, "--out"]
+        refused = invoke(*args, "/proc/nope/plan.json")
+        assert refused.exit_code == 1
+        assert refused.stderr.startswith("bulkpolyv: cannot write /proc/nope/plan.json: ")
+        assert sim.simulator.stats.requests == 0
+        written = invoke(*args, str(tmp_path / "plan.json"))
+        assert written.exit_code == 2
+        assert (tmp_path / "plan.json").stat().st_mode & 0o777 == 0o600
+
+        def disk_full(fd: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr("bulkpolyv.privatefiles.os.fsync", disk_full)
+        full = invoke(*args, str(tmp_path / "full.json"))
+    assert full.exit_code == 1
+    assert full.stderr.endswith(
+        f"bulkpolyv: cannot write {tmp_path / 'full.json'}: No space left on device\n"
+    )
+    assert not (tmp_path / "full.json").exists()
+
+
+def test_a_report_or_other_json_given_as_a_plan_file_is_refused_and_nothing_sent(world):
+    """`apply --plan` of a report of the same manifest said "No changes." and exited 0;
+    a report, `plan --format json` output or any other JSON is one sentence, exit 1."""
+    tmp_path, manifest = world
+    hint = "(write one with `bulkpolyv plan --out`)"
+    with running_sim(seeded_state(manifest, {})) as sim:
+        shown = invoke("plan", str(manifest), "--api-base", sim.url, "--format", "json")
+        assert shown.exit_code == 2
+        (tmp_path / "shown.json").write_text(shown.stdout)
+        assert invoke(*run_args(sim, manifest, tmp_path)).exit_code == 0
+        (tmp_path / "report.json").rename(tmp_path / "last-run.json")
+        (tmp_path / "other.json").write_text('{"format_version": 2, "operations": []}')
+        sent = sim.simulator.stats.requests
+        refusals = {
+            name: invoke(*run_args(sim, manifest, tmp_path, "--plan", str(tmp_path / name)))
+            for name in ("last-run.json", "shown.json", "other.json")
+        }
+        assert sim.simulator.stats.requests == sent
+    assert {name: result.exit_code for name, result in refusals.items()} == dict.fromkeys(
+        refusals, 1
+    )
+    assert refusals["last-run.json"].stderr == (
+        f"bulkpolyv: {tmp_path / 'last-run.json'} is a bulkpolyv report, not a plan file "
+        f"{hint}\n"
+    )
+    for name in ("shown.json", "other.json"):
+        assert refusals[name].stderr == (
+            f"bulkpolyv: {tmp_path / name} is not a bulkpolyv plan file {hint}\n"
+        )
+    assert not (tmp_path / "report.json").exists()

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 from bulkpolyv.budget.base import BudgetUnavailable, ReservationIds, WindowStore
 from bulkpolyv.budget.local import SqliteStore, default_budget_path
 from bulkpolyv.budget.memory import MemoryStore
-from bulkpolyv.budget.redisstore import RedisStore, redacted
+from bulkpolyv.budget.redisstore import RedisStore
+from bulkpolyv.urls import redact_store_url
 
 __all__ = [
     "BudgetUnavailable",
@@ -64,17 +65,21 @@ def make_store(
     ``clock`` is used by the local and memory stores only; Redis keeps its own time."""
     spec = (spec or DEFAULT_BUDGET).strip()
     key = budget_key(api_base)
-    scheme = urlsplit(spec).scheme.lower()
+    try:
+        parts = urlsplit(spec)
+    except ValueError:  # "redis://[::1" and the like: no store, said below
+        parts = urlsplit("")
+    scheme = parts.scheme.lower()
     if spec == "local":
         return SqliteStore(key, clock=clock)
     if spec == "memory":
         return MemoryStore(clock=clock)
-    if scheme == "sqlite" and urlsplit(spec).path:
-        return SqliteStore(key, path=Path(urlsplit(spec).path), clock=clock)
+    if scheme == "sqlite" and parts.path:
+        return SqliteStore(key, path=Path(parts.path), clock=clock)
     if scheme in ("redis", "rediss", "unix"):
         return RedisStore(spec, key)
     raise BudgetUnavailable(
-        f"{redacted(spec)!r} is not a budget store: use local, sqlite:///PATH, "
+        f"{redact_store_url(spec)!r} is not a budget store: use local, sqlite:///PATH, "
         "redis://HOST:PORT/DB or memory."
     )
 

@@ -15,12 +15,12 @@ Nothing here falls back: a server that cannot be reached raises
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from bulkpolyv.budget.base import BudgetUnavailable
+from bulkpolyv.urls import redact_store_url, redact_text, url_secrets
 
 # KEYS[1] window; ARGV: id, limit, lease (ms). Returns "0" when a place was taken, else
 # the milliseconds until the earliest held place runs out.
@@ -51,16 +51,6 @@ return 1
 """
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _ms(seconds: float) -> int:
     return math.ceil(seconds * 1000)
 
@@ -71,7 +61,7 @@ class RedisStore:
     def __init__(self, url: str, api_host: str, *, timeout: float = 5.0) -> None:
         self.url = url
         self.key = f"bulkpolyv:budget:{api_host}"
-        self.description = f"the Redis budget at {redacted(url)}"
+        self.description = f"the Redis budget at {redact_store_url(url)}"
         self._timeout = timeout
         self._redis: aioredis.Redis | None = None
 
@@ -89,7 +79,7 @@ class RedisStore:
             self._redis = aioredis.Redis.from_pool(pool)
         except ValueError as exc:
             raise BudgetUnavailable(
-                f"{self.description} is not a usable Redis URL ({exc}); "
+                f"{self.description} is not a usable Redis URL ({self._quoted(exc)}); "
                 "write it as redis://HOST:PORT/DB."
             ) from exc
         self._reserve = self._redis.register_script(RESERVE)
@@ -133,6 +123,11 @@ class RedisStore:
             return await command
         except (redis.exceptions.RedisError, OSError) as exc:
             raise BudgetUnavailable(
-                f"{self.description} cannot be reached ({type(exc).__name__}: {exc}); "
+                f"{self.description} cannot be reached "
+                f"({type(exc).__name__}: {self._quoted(exc)}); "
                 "check the server, or choose another store with --budget."
             ) from exc
+
+    def _quoted(self, error: Exception) -> str:
+        """The library's message, with every secret of the URL masked (it may quote them)."""
+        return redact_text(str(error), url_secrets(self.url))

@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from bulkpolyv import eventloop
-from bulkpolyv.budget.redisstore import redacted as redacted_store
 from bulkpolyv.commands import causes
 from bulkpolyv.commands.common import Output, format_option, output, plan_colour, verbosity
 from bulkpolyv.commands.lines import METRICS_FILE, metrics_written, say
@@ -27,6 +26,7 @@ from bulkpolyv.manifest import Manifest
 from bulkpolyv.options import ExitCode, fail, load, run_options, warn_about_transport
 from bulkpolyv.plan import ItemKey, Plan
 from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
+from bulkpolyv.privatefiles import PrivateFileError, check_writable
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
 from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
@@ -34,7 +34,7 @@ from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan
 from bulkpolyv.runlock import LockBusy, lock_for
 from bulkpolyv.selection import select
 from bulkpolyv.shard import Shard
-from bulkpolyv.urls import redact_url
+from bulkpolyv.urls import redact_store_url, redact_url
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
 
@@ -113,6 +113,8 @@ def plan(
     with metrics_written(metrics_file, "plan", manifest_path) as figures:
         manifest = selected(load(manifest_path), only, shard=settings.shard)
         warn_about_transport(settings.api_base or manifest.api_base, settings.insecure)
+        if out:  # found now, not after every read
+            writable_or_fail(Path(out))
 
         async def run() -> Plan | None:
             async with open_runtime(
@@ -135,7 +137,10 @@ def plan(
         if not terminal.quiet or result.has_drift or result.problems:
             show_plan(result, fmt, colour=plan_colour())
         if out:
-            write_plan_file(Path(out), result)
+            try:
+                write_plan_file(Path(out), result)
+            except PrivateFileError as error:  # a full disk, say
+                fail(str(error))
         if result.problems:
             print_causes(terminal, causes.from_plan(result.problems))
             sys.exit(ExitCode.ERROR)
@@ -262,6 +267,15 @@ def what_to_apply(
         fail(str(error))
 
 
+def writable_or_fail(path: Path) -> None:
+    """A file the command will write, checked before any request: one sentence and exit 1
+    when it cannot be written."""
+    try:
+        check_writable(path)
+    except PrivateFileError as error:
+        fail(str(error))
+
+
 def retry_keys(report: str | None, manifest_digest: str) -> set[ItemKey] | None:
     """``--retry-failed``: the items to run again, from a report of this manifest."""
     try:
@@ -286,8 +300,8 @@ def invocation(api_base: str) -> Invocation:
         flags["api_base"] = redact_url(flags["api_base"])
     if "shard" in flags:
         flags["shard"] = str(flags["shard"])
-    if "budget" in flags:  # a Redis URL may carry a password
-        flags["budget"] = redacted_store(flags["budget"])
+    if "budget" in flags:  # a Redis URL may carry a password, in its userinfo or query
+        flags["budget"] = redact_store_url(flags["budget"])
     return Invocation(f"bulkpolyv {context.info_name}", flags, redact_url(api_base) or "")
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from bulkpolyv.options import fail
+from bulkpolyv.privatefiles import PrivateFileError, check_writable
 
 LIST_SHAPES = {"published": False, "with-enable": True}
 
@@ -162,6 +164,11 @@ def sim_command(**flags: Any) -> None:
         simulator = build_simulator(flags)
     except SimError as error:
         fail(str(error))
+    if flags["dump"]:  # found now, not after hours of serving
+        try:
+            check_writable(Path(flags["dump"]))
+        except PrivateFileError as error:
+            fail(str(error))
 
     async def serve() -> None:
         stopped = asyncio.Event()
@@ -185,4 +192,13 @@ def sim_command(**flags: Any) -> None:
         pass
     finally:
         if flags["dump"]:
-            simulator.state.dump(flags["dump"])
+            dump_or_fail(simulator, Path(flags["dump"]))
+
+
+def dump_or_fail(simulator: Any, path: Path) -> None:
+    """Write the simulator's state to ``path``; one sentence and exit 1 when it cannot be
+    (the directory went away while it served, a full disk)."""
+    try:
+        simulator.state.dump(path)
+    except PrivateFileError as error:
+        fail(f"{error}; the simulator's state was not saved")

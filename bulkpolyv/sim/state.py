@@ -9,13 +9,13 @@ one writer and reader, and a dump loads back identically. Bad files raise :class
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bulkpolyv.privatefiles import write_private
 from bulkpolyv.sim.errors import SimError
 
 # callback/get's published ``data`` fields (polyv-api.md §2.6) beside the three bulkpolyv
@@ -128,11 +128,9 @@ class SimState:
         return {"accounts": [_account_to_data(a) for a in self.accounts.values()]}
 
     def dump(self, path: str | Path) -> None:
-        """Write the state as JSON, mode 0600: it holds the accounts' app secrets."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: set it
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(self.to_data(), indent=2))
+        """Write the state as JSON, atomically, mode 0600: it holds the accounts' app
+        secrets. PrivateFileError (a sentence naming the path) when it cannot be written."""
+        write_private(Path(path), json.dumps(self.to_data(), indent=2))
 
     def find_channel(self, channel_id: int) -> SimAccount | None:
         """The account owning a channel (channel ids are unique across POLYV)."""
