@@ -112,12 +112,21 @@ class Permit:
             # Shielded: a cancelled worker still stamps its answer time, or the place would
             # fall back to its (longer) lease and be counted for longer than needed — never
             # shorter, so shielding is about throughput, not safety.
-            await asyncio.shield(self._store.complete(self.id, self._hold))
+            await _shielded(self._store.complete(self.id, self._hold))
 
     async def cancel(self) -> None:
         if not self._done:
             self._done = True
-            await asyncio.shield(self._store.cancel(self.id))
+            await _shielded(self._store.cancel(self.id))
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    """``work`` carried on even if the caller is cancelled; a failure it meets after the
+    caller is gone is left to the lease, not printed as "Task exception was never
+    retrieved" on the user's terminal."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    await asyncio.shield(task)
 
 
 class ArrivalWindowLimiter:

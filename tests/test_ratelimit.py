@@ -1,6 +1,7 @@
 """The arrival-safe limiter, the cool-down and the gate, in virtual time: no test sleeps."""
 
 import asyncio
+import gc
 import random
 
 import pytest
@@ -321,3 +322,27 @@ async def test_a_place_granted_during_a_pause_is_given_back_unsent():
         await second
     assert sent == [0.0, pytest.approx(61.0)]
     assert gate.sent == 2 and cooldown.trips == 1
+
+
+async def test_a_completion_that_fails_after_its_caller_was_cancelled_is_not_printed():
+    from bulkpolyv.budget import BudgetUnavailable, MemoryStore
+    from bulkpolyv.ratelimit import Permit
+
+    class LostStore(MemoryStore):
+        def try_complete(self, reservation_id, hold):
+            return False  # it has to wait, like a locked file or Redis
+
+        async def complete(self, reservation_id, hold):
+            await asyncio.sleep(0.02)
+            raise BudgetUnavailable("the Redis budget at redis://r:6379/0 cannot be reached")
+
+    loop = asyncio.get_running_loop()
+    unhandled = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    completing = asyncio.ensure_future(Permit(LostStore(), "a", 1.0, 0.0).complete())
+    await asyncio.sleep(0.005)
+    completing.cancel()  # the worker is cancelled (a stop) while its completion waits
+    await asyncio.sleep(0.05)
+    del completing
+    gc.collect()
+    assert unhandled == []
