@@ -94,6 +94,8 @@ def with_url(args: list[str], url: str) -> list[str]:
 
 def test_deeply_nested_and_overflowing_answers_fail_their_items_and_the_run_completes(world):
     tmp_path, manifest = world
+    # The same answer comes back on every try: one retry shows it, five only cost backoffs.
+    manifest.write_text(manifest.read_text().replace("attempts: 6", "attempts: 2"))
     bodies = {
         "1000": b"[" * 200_000,
         "1001": b'{"code":200,"status":"success","data":[{"id":1e999,"channelId":1001,'
