@@ -13,7 +13,6 @@ are named by :class:`~bulkpolyv.items.ItemKey`.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -242,12 +241,14 @@ class Plan:
     def checksum(self) -> str:
         """A digest of what :meth:`to_dict` shows, taken one operation at a time: the
         whole plan as one JSON text was a run's peak of memory (1.2 kB per operation)."""
-        digest = hashlib.sha256()
-        parts = itertools.chain([self.to_dict(operations=False)], self.operations)
-        for part in parts:
-            data = part.to_dict() if isinstance(part, Operation) else part
-            digest.update(json.dumps(data, sort_keys=True, ensure_ascii=False).encode())
+        digest = hashlib.sha256(_canonical(self.to_dict(operations=False)))
+        for operation in self.operations:
+            digest.update(_canonical(operation.to_dict()))
         return digest.hexdigest()
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
 
 
 # --- comparing ------------------------------------------------------------------------------
