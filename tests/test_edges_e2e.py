@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bulkpolyv.cli import main
+from bulkpolyv.executor import IN_FLIGHT_GRACE
 from bulkpolyv.runlock import RunLock
 from bulkpolyv.sim import FaultConfig, SimConfig
 from tests.simthread import (
@@ -95,7 +96,7 @@ def test_a_signal_during_a_cooldown_stops_at_once_and_sends_nothing_more(world, 
         _, err = process.communicate(timeout=30)
         elapsed = time.monotonic() - signalled
         assert sim.simulator.stats.requests == requests  # nothing sent after the signal
-    assert elapsed < 2.0, (elapsed, err)
+    assert elapsed < 30, (elapsed, err)  # not the 300 s cool-down (generous: a busy CI host)
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert journal_lines(journal)[-1]["event"] == "end"
@@ -119,7 +120,9 @@ def test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_appl
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
         elapsed = time.monotonic() - signalled
-    assert elapsed < 2.0, (elapsed, err)
+    # The two in flight got their grace (a lower bound holds on any host); that they were not
+    # waited for to the end shows in the report: answered, they would read "changed".
+    assert elapsed >= IN_FLIGHT_GRACE, (elapsed, err)
     assert process.returncode == 130, err
     report = json.loads((tmp_path / "report.json").read_text())
     in_flight = [i for i in report["items"] if i["message"].startswith("interrupted while in")]
@@ -162,7 +165,7 @@ def test_a_signal_while_reading_writes_an_interrupted_report(world):
         _, err = process.communicate(timeout=30)
         elapsed = time.monotonic() - signalled
         writes = sim.simulator.stats.writes
-    assert elapsed < 2.0, (elapsed, err)
+    assert elapsed < 30, (elapsed, err)  # not the 300 s cool-down (generous: a busy CI host)
     assert process.returncode == 130, err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "interrupted"
