@@ -322,6 +322,8 @@ def log_outcome(outcome: ItemOutcome, *, after_stop: bool = False) -> None:
     level = logging.INFO if outcome.status is not Status.UNCHANGED else logging.DEBUG
     if after_stop and outcome.status is Status.SKIPPED:
         level = logging.DEBUG
+    if not log.isEnabledFor(level):
+        return  # (its extra fields are built for every item otherwise)
     key = outcome.key
     log.log(
         level,

@@ -126,6 +126,8 @@ class EventLog(RunEvents):
         self.log.debug("read: %d/%d done", self.reads, self.total, extra={"event": "read"})
 
     def sending(self, op: Any) -> None:
+        if not self.log.isEnabledFor(logging.DEBUG):
+            return  # once per write: not even its extra fields unless -vv shows them
         key = op.key
         self.log.debug(
             "sending: item=%s operation=%s",
