@@ -145,6 +145,10 @@ def test_a_budget_that_cannot_be_reached_refuses_to_start(world, monkeypatch):
         )  # fmt: skip
         assert code == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err
         assert not out.exists()
+        code, _, err = invoke(
+            "probe", str(manifest), "--api-base", sim.url, "--budget", f"redis://127.0.0.1:{port}/0"
+        )
+        assert code == 1 and f"127.0.0.1:{port}" in err and "Traceback" not in err
         monkeypatch.setenv("BULKPOLYV_BUDGET", f"redis://127.0.0.1:{port}/0")
         code, _, err = invoke("plan", str(manifest), "--api-base", sim.url)
         assert code == 1 and f"127.0.0.1:{port}" in err

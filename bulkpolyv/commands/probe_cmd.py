@@ -14,7 +14,15 @@ import click
 from bulkpolyv import eventloop
 from bulkpolyv import probe as probing
 from bulkpolyv.commands.common import format_option, verbosity
-from bulkpolyv.options import API_BASE, INSECURE, ExitCode, fail, load, warn_about_transport
+from bulkpolyv.options import (
+    API_BASE,
+    BUDGET,
+    INSECURE,
+    ExitCode,
+    fail,
+    load,
+    warn_about_transport,
+)
 from bulkpolyv.run import RunSettings, open_runtime
 
 RENDERERS = {"text": probing.render_text, "json": probing.render_json}
@@ -31,9 +39,15 @@ RENDERERS = {"text": probing.render_text, "json": probing.render_json}
 @format_option(RENDERERS, "text: a table per account; json: for programs.")
 @API_BASE
 @INSECURE
+@BUDGET
 @verbosity
 def probe(
-    manifest_path: str, accounts: tuple[str, ...], fmt: str, api_base: str | None, insecure: bool
+    manifest_path: str,
+    accounts: tuple[str, ...],
+    fmt: str,
+    api_base: str | None,
+    insecure: bool,
+    budget: str | None,
 ) -> None:
     """Check what POLYV answers for each account: signature, clock, readable fields,
     monitor permission — and what bulkpolyv will do differently because of it.
@@ -50,7 +64,7 @@ def probe(
         )
     chosen = [a for a in manifest.accounts if not accounts or a.name in accounts]
     manifest = dataclasses.replace(manifest, accounts=tuple(chosen))
-    settings = RunSettings(api_base=api_base, insecure=insecure, attempts=1)
+    settings = RunSettings(api_base=api_base, insecure=insecure, attempts=1, budget=budget)
     warn_about_transport(settings.api_base or manifest.api_base, insecure)
 
     async def run() -> list[probing.AccountProbe]:
