@@ -285,6 +285,33 @@ async def test_a_local_store_locked_too_long_is_our_error(tmp_path):
     )
 
 
+async def test_opening_a_local_store_another_process_holds_waits_in_the_loop(tmp_path):
+    """Set-up waits for a held lock without SQLite's busy handler, which sleeps in C and
+    held the loop (and Ctrl-C) for the whole busy timeout."""
+    path = tmp_path / "b.sqlite3"
+    sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").fetchall()  # no schema yet
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(ticking())
+    try:
+        with pytest.raises(BudgetUnavailable) as caught:
+            await SqliteStore("h", path=path, busy_timeout=0.3).open()
+    finally:
+        ticker.cancel()
+        other.execute("ROLLBACK")
+        other.close()
+    assert "has been locked by another process for 0.3 s" in str(caught.value)
+    assert ticks >= 5  # the loop ran meanwhile (a blocked loop: 0 or 1)
+
+
 def test_reservation_ids_differ_between_processes_and_calls():
     one, other = ReservationIds(), ReservationIds()
     ids = [one(), one(), other()]

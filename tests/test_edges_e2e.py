@@ -10,6 +10,7 @@ import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -104,6 +105,29 @@ def test_a_signal_during_a_cooldown_stops_at_once_and_sends_nothing_more(world, 
     assert report["status"] == "interrupted"
     statuses = {item["status"] for item in report["items"]}
     assert "skipped" in statuses and statuses <= {"changed", "unchanged", "skipped", "failed"}
+
+
+def test_ctrl_c_while_another_process_holds_the_budget_file_stops_at_once(world):
+    tmp_path, manifest = world
+    budget = tmp_path / "budget.sqlite3"
+    sqlite3.connect(budget).execute("PRAGMA journal_mode=WAL").fetchall()
+    holder = sqlite3.connect(budget, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a stuck process's lock: opening the budget waits
+    try:
+        with running_sim(seeded_state(manifest, {})) as sim:
+            process = start(run_args(sim, manifest, tmp_path, "--budget", f"sqlite://{budget}"))
+            time.sleep(1.5)  # started, and waiting for the budget file
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+            elapsed = time.monotonic() - signalled
+            assert sim.simulator.stats.requests == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert process.returncode == 130, err
+    assert err.strip() == "bulkpolyv: interrupted"
+    assert elapsed < 5, elapsed  # not the rest of the 10 s busy timeout (was 9.4 s)
 
 
 def test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_applied(world):

@@ -97,8 +97,10 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 # Two processes switching a new file to WAL at once: one is told "busy"
                 # without SQLite's busy handler being asked. Try again, as for a lock.
-                if not _is_busy(exc) or waited >= self._busy_timeout:
+                if not _is_busy(exc):
                     raise self._unusable(exc) from exc
+                if waited >= self._busy_timeout:
+                    raise self._locked_too_long() from exc
             except OSError as exc:
                 raise self._unusable(exc) from exc
             else:
@@ -144,10 +146,7 @@ class SqliteStore:
                 return self._attempt(work)
             except _Busy as busy:
                 if waited >= self._busy_timeout:
-                    raise BudgetUnavailable(
-                        f"{self.description} has been locked by another process for "
-                        f"{self._busy_timeout:g} s; is a process stuck holding it?"
-                    ) from busy.__cause__
+                    raise self._locked_too_long() from busy.__cause__
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, LAST_RETRY)
@@ -165,6 +164,12 @@ class SqliteStore:
         except OSError as exc:
             raise self._unusable(exc) from exc
 
+    def _locked_too_long(self) -> BudgetUnavailable:
+        return BudgetUnavailable(
+            f"{self.description} has been locked by another process for "
+            f"{self._busy_timeout:g} s; is a process stuck holding it?"
+        )
+
     def _unusable(self, exc: BaseException) -> BudgetUnavailable:
         return BudgetUnavailable(
             f"{self.description} cannot be used ({exc}); check that the directory is "
@@ -175,16 +180,16 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create it private first: SQLite would use the umask.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        # Set-up (WAL switch, schema) may wait for another process's set-up, once, at open;
-        # after it, busy answers come back at once and are retried by _retrying.
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        # Busy answers come back at once, also during set-up (WAL switch, schema): open()
+        # and _retrying wait in the loop. SQLite's own busy handler would sleep inside C
+        # for up to busy_timeout while another process holds the lock, deaf to Ctrl-C.
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
         try:
             # WAL: readers never block the writer. synchronous=NORMAL: no fsync per commit —
             # a power cut may lose the last reservations, which only matter for W seconds.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
-            conn.execute("PRAGMA busy_timeout = 0")
         except BaseException:
             conn.close()
             raise
