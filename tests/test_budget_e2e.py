@@ -348,3 +348,16 @@ def test_a_budget_url_never_shows_its_password_or_query_values(world, tmp_path_f
     written = (tmp_path / "report.json").read_text()
     assert json.loads(written)["flags"]["budget"] == f"redis://127.0.0.1:{port}/0?password=***"
     assert "S3cretPW" not in written + out + err + (tmp_path / "j.jsonl").read_text()
+
+
+def test_a_redis_url_with_an_option_redis_does_not_know_is_one_sentence(world):
+    _, manifest = world
+    url = f"redis://:s3cret@127.0.0.1:{refused_port()}/0?token=abc"
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkpolyv", "probe", str(manifest), "--budget", url],
+        env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr  # was a TypeError from redis-py's connection
+    assert "is not a usable Redis URL (it has no option 'token')" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout and "abc" not in done.stderr + done.stdout

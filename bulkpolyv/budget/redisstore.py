@@ -15,6 +15,7 @@ Nothing here falls back: a server that cannot be reached raises
 from __future__ import annotations
 
 import math
+import re
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -78,17 +79,26 @@ class RedisStore:
             )
             self._redis = aioredis.Redis.from_pool(pool)
         except ValueError as exc:
-            raise BudgetUnavailable(
-                f"{self.description} is not a usable Redis URL ({self._quoted(exc)}); "
-                "write it as redis://HOST:PORT/DB."
-            ) from exc
+            raise self._not_a_url(exc) from exc
         self._reserve = self._redis.register_script(RESERVE)
         self._complete = self._redis.register_script(COMPLETE)
         try:
             await self._run(self._redis.ping())
+        except TypeError as exc:  # redis-py hands an unknown ?option to the connection
+            await self.close()
+            unknown = re.search(r"keyword argument '(\w+)'", str(exc))
+            said = f"it has no option {unknown[1]!r}" if unknown else self._quoted(exc)
+            raise self._not_a_url(said) from exc
         except BudgetUnavailable:
             await self.close()  # a store that failed to open holds nothing open
             raise
+
+    def _not_a_url(self, why: Exception | str) -> BudgetUnavailable:
+        said = why if isinstance(why, str) else self._quoted(why)
+        return BudgetUnavailable(
+            f"{self.description} is not a usable Redis URL ({said}); "
+            "write it as redis://HOST:PORT/DB."
+        )
 
     async def close(self) -> None:
         if self._redis is not None:
