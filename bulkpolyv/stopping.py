@@ -17,6 +17,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -84,15 +85,21 @@ class Stop:
         """While inside, SIGINT/SIGTERM/SIGHUP set the stop instead of killing the process.
         Not held around a confirmation prompt: there, Ctrl-C must end the program at once."""
         loop = asyncio.get_running_loop()
-        installed: list[int] = []
+        installed: dict[int, Any] = {}
         if enabled:
             for signum in STOP_SIGNALS:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    previous = signal.getsignal(signum)
                     name = signal.Signals(signum).name
                     loop.add_signal_handler(signum, self._on_signal, name, signum)
-                    installed.append(signum)
+                    installed[signum] = previous
         try:
             yield
         finally:
-            for signum in installed:
+            for signum, previous in installed.items():
                 loop.remove_signal_handler(signum)
+                # asyncio leaves SIG_DFL behind, which kills at once with no word: put back
+                # what was there (the CLI's "interrupted": cli.interrupt_on_signals).
+                if previous is not None:
+                    signal.signal(signum, previous)
+

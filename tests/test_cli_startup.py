@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from bulkpolyv.cli import COMMANDS, cli
@@ -57,3 +58,28 @@ def test_a_lazy_command_runs_and_its_help_is_its_own() -> None:
     result = CliRunner().invoke(cli, ["report", "--help"])
     assert result.exit_code == 0
     assert "Read the reports of past runs" in result.output
+
+
+SIGNALLED_WHILE_IMPORTING = """
+import os, signal, sys
+from bulkpolyv import cli
+from bulkpolyv.commands.lazy import LazyGroup
+real = LazyGroup.get_command
+def get_command(self, ctx, name):
+    os.kill(os.getpid(), signal.{name})  # before the command's module is even imported
+    return real(self, ctx, name)
+LazyGroup.get_command = get_command
+sys.argv = ["bulkpolyv", "plan", "nothing.yaml"]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_before_a_run_handles_signals_is_interrupted_not_a_silent_kill(name):
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_WHILE_IMPORTING.format(name=name)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 130, (done.returncode, done.stderr)  # was -15 / -1: no word
+    assert done.stderr.strip().splitlines()[-1] == "bulkpolyv: interrupted"
+    assert "Traceback" not in done.stderr

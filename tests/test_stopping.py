@@ -42,3 +42,19 @@ async def test_sighup_sets_the_stop_with_its_name():
         os.kill(os.getpid(), signal.SIGHUP)
         await asyncio.wait_for(stop.wait(), 2)
     assert (stop.reason, stop.signal) == ("interrupted by SIGHUP", signal.SIGHUP)
+
+
+async def test_leaving_the_run_s_signal_handling_puts_back_the_handler_before_it():
+    """asyncio's remove_signal_handler leaves SIG_DFL: a SIGTERM while the plan is printed
+    killed the process with no word (exit 143)."""
+
+    def before(signum, frame):  # pragma: no cover - never delivered here
+        raise AssertionError
+
+    saved = signal.signal(signal.SIGTERM, before)
+    try:
+        with Stop().on_signals():
+            assert signal.getsignal(signal.SIGTERM) is not before
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, saved)
