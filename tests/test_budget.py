@@ -144,6 +144,17 @@ async def test_local_store_that_cannot_be_created_names_the_file(tmp_path):
     )
 
 
+async def test_a_named_budget_file_in_a_directory_that_does_not_exist_is_refused(tmp_path):
+    missing = tmp_path / "typo" / "budget.sqlite3"
+    with pytest.raises(BudgetUnavailable) as caught:
+        await make_store(f"sqlite://{missing}", API).open()
+    assert str(caught.value) == (
+        f"the local budget file {missing} cannot be used: its directory {missing.parent} does "
+        "not exist (a typo? every run sharing the budget must name the same file)."
+    )
+    assert not missing.parent.exists()  # was created, mode 0700: a private budget
+
+
 async def test_local_store_file_is_private(tmp_path):
     async with opened(SqliteStore("h", path=tmp_path / "d" / "b.sqlite3")):
         pass

@@ -75,7 +75,7 @@ def make_store(
     if spec == "memory":
         return MemoryStore(clock=clock)
     if scheme == "sqlite" and parts.path:
-        return SqliteStore(key, path=Path(parts.path), clock=clock)
+        return SqliteStore(key, path=Path(parts.path), clock=clock, create_directory=False)
     if scheme in ("redis", "rediss", "unix"):
         return RedisStore(spec, key)
     raise BudgetUnavailable(

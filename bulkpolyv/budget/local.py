@@ -81,12 +81,16 @@ class SqliteStore:
         path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         busy_timeout: float = 10.0,
+        create_directory: bool = True,
     ) -> None:
         self.path = path or default_budget_path()
         self.api_host = api_host
         self.description = f"the local budget file {self.path}"
         self._clock = clock
         self._busy_timeout = busy_timeout
+        # The default file's directory is ours to make; a path the operator named is not:
+        # a typo there would quietly become a budget no other run can see.
+        self._create_directory = create_directory
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
@@ -177,6 +181,11 @@ class SqliteStore:
         )
 
     def _connect(self) -> sqlite3.Connection:
+        if not self._create_directory and not self.path.parent.is_dir():
+            raise BudgetUnavailable(
+                f"{self.description} cannot be used: its directory {self.path.parent} does "
+                "not exist (a typo? every run sharing the budget must name the same file)."
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create it private first: SQLite would use the umask.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
