@@ -130,3 +130,14 @@ def test_an_unreachable_host_with_several_accounts_is_one_line_each_not_a_traceb
     }
     assert "account west: NOT usable" in result.stdout
     assert result.stdout.rstrip().endswith("0 of 2 accounts usable.")
+
+
+def test_quiet_prints_nothing_when_every_account_is_usable_and_the_table_when_not(
+    manifest, monkeypatch
+):
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = probe(manifest, sim, "-q")
+        assert result.exit_code == 0 and result.output == ""
+        monkeypatch.setenv("T_WEST_SECRET", "WRONG-SECRET-zz")
+        result = probe(manifest, sim, "-q")
+        assert result.exit_code == 1 and "account west: NOT usable" in result.output

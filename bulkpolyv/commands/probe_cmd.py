@@ -13,7 +13,7 @@ import click
 
 from bulkpolyv import eventloop
 from bulkpolyv import probe as probing
-from bulkpolyv.commands.common import format_option, verbosity
+from bulkpolyv.commands.common import format_option, output, verbosity
 from bulkpolyv.options import (
     API_BASE,
     BUDGET,
@@ -72,5 +72,7 @@ def probe(
             return await probing.probe_accounts(runtime.executor.client, manifest.accounts)
 
     results = eventloop.run(run())
-    click.echo(RENDERERS[fmt](results))
-    sys.exit(ExitCode.OK if all(p.usable for p in results) else ExitCode.ERROR)
+    usable = all(p.usable for p in results)
+    if not (usable and output().quiet):  # -q: nothing when all is well
+        click.echo(RENDERERS[fmt](results))
+    sys.exit(ExitCode.OK if usable else ExitCode.ERROR)
