@@ -257,24 +257,38 @@ async def apply(
         runtime.executor.abort("unexpected error", error)
         _stopped_while_reading(result, runtime, manifest)
     finally:
-        if runtime.journal is not None:
-            await runtime.journal.close()
+        # A second Ctrl-C (or kill) as the run wraps up must not cut its record short.
+        with runtime.stop.on_signals(handle_signals):
+            if runtime.journal is not None:
+                await runtime.journal.close()
     result.requests = runtime.gate.sent
     result.duration = time.monotonic() - started - prompt.seconds  # the reads included
     if report_path is not None:
-        report = build_report(
-            result,
-            manifest_digest=manifest.digest,
-            started=started_wall,
-            cooldowns=runtime.gate.cooldown.trips,
-            manifest_path=manifest.path,
-            invocation=invocation,
-        )
-        try:
-            write_report(report_path, report)
-        except PrivateFileError as error:  # a full disk, say: the run still says what it did
-            result.report_error = str(error)
+        with runtime.stop.on_signals(handle_signals):
+            _write_report(result, runtime, manifest, report_path, started_wall, invocation)
     return result
+
+
+def _write_report(
+    result: ApplyResult,
+    runtime: Runtime,
+    manifest: Manifest,
+    report_path: Path,
+    started: str,
+    invocation: Invocation | None,
+) -> None:
+    report = build_report(
+        result,
+        manifest_digest=manifest.digest,
+        started=started,
+        cooldowns=runtime.gate.cooldown.trips,
+        manifest_path=manifest.path,
+        invocation=invocation,
+    )
+    try:
+        write_report(report_path, report)
+    except PrivateFileError as error:  # a full disk, say: the run still says what it did
+        result.report_error = str(error)
 
 
 class TimedConfirm:

@@ -82,7 +82,8 @@ class Stop:
 
     @contextlib.contextmanager
     def on_signals(self, enabled: bool = True) -> Iterator[None]:
-        """While inside, SIGINT/SIGTERM/SIGHUP set the stop instead of killing the process.
+        """While inside, SIGINT/SIGTERM/SIGHUP set the stop instead of killing the process
+        (one the process was started ignoring, as under ``nohup``, stays ignored).
         Not held around a confirmation prompt: there, Ctrl-C must end the program at once."""
         loop = asyncio.get_running_loop()
         installed: dict[int, Any] = {}
@@ -90,6 +91,8 @@ class Stop:
             for signum in STOP_SIGNALS:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     previous = signal.getsignal(signum)
+                    if previous is signal.SIG_IGN:
+                        continue  # nohup: the operator asked for this signal to be ignored
                     name = signal.Signals(signum).name
                     loop.add_signal_handler(signum, self._on_signal, name, signum)
                     installed[signum] = previous

@@ -1,8 +1,14 @@
+import signal
+
 import aiohttp
 import pytest
 
 from bulkpolyv.client import Credentials, PolyvClient
 from bulkpolyv.sim import PolyvSimulator, SimConfig, SimServer, SimState
+
+# Children inherit ignored signals: a CI runner started under nohup would make every SIGHUP
+# test see bulkpolyv keep a nohup's promise. The tests that want it ignored say so.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 SEED_STATE = {
     "accounts": [

@@ -130,6 +130,52 @@ def test_ctrl_c_while_another_process_holds_the_budget_file_stops_at_once(world)
     assert elapsed < 5, elapsed  # not the rest of the 10 s busy timeout (was 9.4 s)
 
 
+def test_under_nohup_a_sighup_does_not_stop_the_run(world):
+    tmp_path, manifest = world
+    faults = FaultConfig(latency_min=0.02, latency_max=0.02)
+    with running_sim(seeded_state(manifest, {}), faults=faults) as sim:
+        ignore_hangups = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731
+        process = start(run_args(sim, manifest, tmp_path, "--concurrency", "2"),
+                        preexec_fn=ignore_hangups)  # fmt: skip
+        journal = tmp_path / "j.jsonl"
+        wait_for(lambda: journal.exists() and '"sending"' in journal.read_text())
+        process.send_signal(signal.SIGHUP)  # the ssh session ends
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err  # was 130: "not attempted: interrupted by SIGHUP"
+        assert state_matches_manifest(sim)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "completed"
+
+
+SIGNALLED_AS_THE_REPORT_IS_WRITTEN = """
+import os, signal, sys
+import bulkpolyv.run as run
+real = run.build_report
+def build_report(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # a second kill, as the finished run wraps up
+    return real(*args, **kwargs)
+run.build_report = build_report
+from bulkpolyv.cli import main
+sys.argv = ["bulkpolyv", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_signal_while_the_report_is_written_leaves_the_whole_report(world):
+    tmp_path, manifest = world
+    with running_sim(seeded_state(manifest, {})) as sim:
+        done = subprocess.run(
+            [sys.executable, "-c", SIGNALLED_AS_THE_REPORT_IS_WRITTEN,
+             *run_args(sim, manifest, tmp_path)],
+            env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert state_matches_manifest(sim)
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())  # was: no report at all
+    assert report["status"] == "completed" and report["totals"]["changed"] > 0
+    assert done.returncode == 0, done.stderr  # the work was done before the signal came
+
+
 def test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_applied(world):
     tmp_path, manifest = world
     with running_sim(seeded_state(manifest, {})) as sim:
