@@ -155,6 +155,13 @@ async def test_a_named_budget_file_in_a_directory_that_does_not_exist_is_refused
     assert not missing.parent.exists()  # was created, mode 0700: a private budget
 
 
+@pytest.mark.parametrize("spec", ["sqlite:budget.db", "sqlite://tmp/budget.db", "sqlite://"])
+def test_a_budget_file_not_named_by_an_absolute_path_is_refused(spec):
+    with pytest.raises(BudgetUnavailable) as caught:
+        make_store(spec, API)
+    assert str(caught.value).startswith(f"{spec!r}: name the file by its absolute path")
+
+
 async def test_local_store_file_is_private(tmp_path):
     async with opened(SqliteStore("h", path=tmp_path / "d" / "b.sqlite3")):
         pass

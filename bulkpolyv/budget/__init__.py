@@ -74,6 +74,12 @@ def make_store(
         return SqliteStore(key, clock=clock)
     if spec == "memory":
         return MemoryStore(clock=clock)
+    if scheme == "sqlite" and (parts.netloc or not parts.path.startswith("/")):
+        # sqlite:budget.db or sqlite://tmp/budget.db: a file other runs would not find
+        raise BudgetUnavailable(
+            f"{spec!r}: name the file by its absolute path, sqlite:///PATH (three slashes), "
+            "so every run sharing the budget finds the same file."
+        )
     if scheme == "sqlite" and parts.path:
         return SqliteStore(key, path=Path(parts.path), clock=clock, create_directory=False)
     if scheme in ("redis", "rediss", "unix"):
