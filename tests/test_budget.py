@@ -162,6 +162,17 @@ def test_a_budget_file_not_named_by_an_absolute_path_is_refused(spec):
     assert str(caught.value).startswith(f"{spec!r}: name the file by its absolute path")
 
 
+async def test_a_budget_path_holding_another_kind_of_file_says_so(tmp_path):
+    path = tmp_path / "b.sqlite3"
+    path.write_text("not sqlite at all, but long enough to have a header of its own\n" * 20)
+    with pytest.raises(BudgetUnavailable) as caught:
+        await SqliteStore("h", path=path).open()
+    assert str(caught.value) == (
+        f"the local budget file {path} is not a SQLite file (some other file has its name); "
+        "move it away, or choose another store with --budget."
+    )
+
+
 async def test_local_store_file_is_private(tmp_path):
     async with opened(SqliteStore("h", path=tmp_path / "d" / "b.sqlite3")):
         pass

@@ -94,7 +94,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        waited = 0.0
+        give_up = time.monotonic() + self._busy_timeout  # real time: sleeps overshoot
         while self._conn is None:
             try:
                 self._conn = self._connect()
@@ -103,14 +103,13 @@ class SqliteStore:
                 # without SQLite's busy handler being asked. Try again, as for a lock.
                 if not _is_busy(exc):
                     raise self._unusable(exc) from exc
-                if waited >= self._busy_timeout:
+                if time.monotonic() >= give_up:
                     raise self._locked_too_long() from exc
             except OSError as exc:
                 raise self._unusable(exc) from exc
             else:
                 break
             await asyncio.sleep(LAST_RETRY)
-            waited += LAST_RETRY
         try:
             await self._retrying(self._forget_other_boots)
         except BudgetUnavailable:
@@ -144,15 +143,14 @@ class SqliteStore:
     async def _retrying(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run one transaction; while another process holds the lock, wait without
         blocking the loop and try again (see the module docstring)."""
-        delay, waited = FIRST_RETRY, 0.0
+        delay, give_up = FIRST_RETRY, time.monotonic() + self._busy_timeout
         while True:
             try:
                 return self._attempt(work)
             except _Busy as busy:
-                if waited >= self._busy_timeout:
+                if time.monotonic() >= give_up:
                     raise self._locked_too_long() from busy.__cause__
             await asyncio.sleep(delay)
-            waited += delay
             delay = min(delay * 2, LAST_RETRY)
 
     def _attempt(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -175,6 +173,11 @@ class SqliteStore:
         )
 
     def _unusable(self, exc: BaseException) -> BudgetUnavailable:
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            return BudgetUnavailable(
+                f"{self.description} is not a SQLite file (some other file has its name); "
+                "move it away, or choose another store with --budget."
+            )
         return BudgetUnavailable(
             f"{self.description} cannot be used ({exc}); check that the directory is "
             "writable and the disk not full, or choose another store with --budget."
