@@ -164,6 +164,34 @@ def test_sim_writes_its_dump_private_when_stopped_by_a_signal(tmp_path, signum):
     assert dump.stat().st_mode & 0o777 == 0o600  # it holds app secrets
 
 
+SIGNALLED_AGAIN_WHILE_DUMPING = """
+import os, signal, sys
+from bulkpolyv.commands import sim_cmd
+real = sim_cmd.dump_or_fail
+def dump_or_fail(simulator, path):
+    os.kill(os.getpid(), signal.SIGTERM)  # the second kill, as the dump starts
+    return real(simulator, path)
+sim_cmd.dump_or_fail = dump_or_fail
+from bulkpolyv.cli import main
+sys.argv = ["bulkpolyv", "sim", "--port", "0", "--dump", sys.argv[1]]
+main()
+"""
+
+
+def test_a_second_signal_while_the_sim_dumps_does_not_lose_the_dump(tmp_path):
+    dump = tmp_path / "dump.json"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGNALLED_AGAIN_WHILE_DUMPING, str(dump)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert "listening on" in process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err  # was killed (-15) by the second signal, no dump
+    assert json.loads(dump.read_text()) == {"accounts": []}
+
+
 def start_sim(dump: str) -> tuple[subprocess.Popen, str]:
     """``bulkpolyv sim --dump DUMP`` on a free port, and its first line of output."""
     process = subprocess.Popen(

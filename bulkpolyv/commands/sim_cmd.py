@@ -8,8 +8,10 @@ share above 1, a port in use) is one sentence and exit 1, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +194,20 @@ def sim_command(**flags: Any) -> None:
         pass
     finally:
         if flags["dump"]:
-            dump_or_fail(simulator, Path(flags["dump"]))
+            with signals_ignored():  # a second kill must not leave the dump half written
+                dump_or_fail(simulator, Path(flags["dump"]))
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP ignored while inside (the dump takes milliseconds)."""
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def dump_or_fail(simulator: Any, path: Path) -> None:
