@@ -260,7 +260,8 @@ async def export(
     if listing is not None:
         files[out.with_name(f"{out.stem}-channels.csv")] = listing
     check_not_there(files, force)
-    for path, content in files.items():
-        write_private(path, content)
-    write_private(out, text)
+    with runtime.stop.on_signals():  # a signal now waits until every file is written whole
+        for path, content in files.items():
+            write_private(path, content)
+        write_private(out, text)
     return [out, *files]

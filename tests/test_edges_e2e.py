@@ -176,6 +176,35 @@ def test_a_signal_while_the_report_is_written_leaves_the_whole_report(world):
     assert done.returncode == 0, done.stderr  # the work was done before the signal came
 
 
+SIGNALLED_BETWEEN_EXPORT_FILES = """
+import os, signal, sys
+import bulkpolyv.export as export
+real = export.write_private
+def write_private(path, content):
+    os.kill(os.getpid(), signal.SIGTERM)  # between the CSV and the manifest that names it
+    return real(path, content)
+export.write_private = write_private
+from bulkpolyv.cli import main
+sys.argv = ["bulkpolyv", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_signal_while_export_writes_its_files_leaves_all_of_them(world):
+    tmp_path, manifest = world
+    out = tmp_path / "live.yaml"
+    with running_sim(seeded_state(manifest, {})) as sim:
+        done = subprocess.run(
+            [sys.executable, "-c", SIGNALLED_BETWEEN_EXPORT_FILES, "export", str(manifest),
+             "--api-base", sim.url, "--out", str(out), "--csv-over", "0"],
+            env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert "Traceback" not in done.stderr
+    # was: the CSV alone, exit 130, and the next export refused ("already exists")
+    assert out.exists() and "channels_file" in out.read_text(), done.stderr
+    assert done.returncode == 0, done.stderr
+
+
 def test_requests_in_flight_at_a_signal_get_a_grace_then_are_reported_maybe_applied(world):
     tmp_path, manifest = world
     with running_sim(seeded_state(manifest, {})) as sim:
