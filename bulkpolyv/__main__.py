@@ -1,5 +1,5 @@
 """``python -m bulkpolyv``."""
 
-from bulkpolyv.cli import main
+from bulkpolyv.entry import main
 
 main()

@@ -12,7 +12,6 @@ chooses what the terminal shows. ``validate`` and ``schema`` live here; the othe
 from __future__ import annotations
 
 import json
-import signal
 import sys
 
 import click
@@ -101,24 +100,17 @@ def schema() -> None:
     click.echo(json.dumps(ManifestSpec.model_json_schema(), indent=2))
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def interrupt_on_signals() -> None:
-    """Outside a run's own handling (imports, a prompt, printing a plan), SIGTERM and
-    SIGHUP end the program as Ctrl-C does — "bulkpolyv: interrupted", exit 130 — rather
-    than killing it silently (exit 143/129). A signal already ignored (``nohup``) stays
-    ignored."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) is signal.SIG_DFL:
-            signal.signal(signum, _interrupt)
-
-
-def main() -> None:
-    interrupt_on_signals()
+def run_cli() -> None:
+    """The commands, with signals already set (:func:`bulkpolyv.entry.main`)."""
     try:
         cli.main(prog_name="bulkpolyv")
     except KeyboardInterrupt:  # Ctrl-C before a run set up its own handling (imports, say)
         click.echo("bulkpolyv: interrupted", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    """``bulkpolyv.cli:main``, as older installs' scripts name it."""
+    from bulkpolyv.entry import main as entry_main
+
+    entry_main()

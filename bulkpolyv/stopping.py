@@ -102,7 +102,7 @@ class Stop:
             for signum, previous in installed.items():
                 loop.remove_signal_handler(signum)
                 # asyncio leaves SIG_DFL behind, which kills at once with no word: put back
-                # what was there (the CLI's "interrupted": cli.interrupt_on_signals).
+                # what was there (the CLI's "interrupted": entry.interrupt_on_signals).
                 if previous is not None:
                     signal.signal(signum, previous)
 

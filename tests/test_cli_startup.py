@@ -83,3 +83,27 @@ def test_sigterm_or_sighup_before_a_run_handles_signals_is_interrupted_not_a_sil
     assert done.returncode == 130, (done.returncode, done.stderr)  # was -15 / -1: no word
     assert done.stderr.strip().splitlines()[-1] == "bulkpolyv: interrupted"
     assert "Traceback" not in done.stderr
+
+
+SIGNALLED_WHILE_THE_CLI_LOADS = """
+import builtins, os, signal, sys
+real_import = builtins.__import__
+def hooked(name, *args, **kwargs):
+    if name == "bulkpolyv.cli":
+        os.kill(os.getpid(), signal.{name})  # Ctrl-C while the command table is imported
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = hooked
+from bulkpolyv.entry import main
+sys.argv = ["bulkpolyv", "--help"]
+main()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_cli_itself_loads_is_one_line_not_a_traceback(name):
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_WHILE_THE_CLI_LOADS.format(name=name)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 130, (done.returncode, done.stderr)  # SIGINT: a traceback
+    assert done.stderr == "bulkpolyv: interrupted\n"

@@ -1,0 +1,37 @@
+"""The ``bulkpolyv`` command's entry point: signals are the CLI's before anything heavy loads.
+
+``bulkpolyv.cli`` imports click and the command table; a Ctrl-C (or a kill) during that
+import would otherwise print a ``KeyboardInterrupt`` traceback, or kill the process with
+no word. So the signal handling is set first, and the import is guarded.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+INTERRUPTED = 130  # = ExitCode.INTERRUPTED (bulkpolyv.exitcodes), without importing it
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def interrupt_on_signals() -> None:
+    """Outside a run's own handling (imports, a prompt, printing a plan), SIGTERM and
+    SIGHUP end the program as Ctrl-C does — "bulkpolyv: interrupted", exit 130 — rather
+    than killing it silently (exit 143/129). A signal already ignored (``nohup``) stays
+    ignored."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _interrupt)
+
+
+def main() -> None:
+    interrupt_on_signals()
+    try:
+        from bulkpolyv.cli import run_cli
+    except KeyboardInterrupt:
+        sys.stderr.write("bulkpolyv: interrupted\n")
+        sys.exit(INTERRUPTED)
+    run_cli()
