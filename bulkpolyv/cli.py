@@ -100,15 +100,6 @@ def schema() -> None:
     click.echo(json.dumps(ManifestSpec.model_json_schema(), indent=2))
 
 
-def run_cli() -> None:
-    """The commands, with signals already set (:func:`bulkpolyv.entry.main`)."""
-    try:
-        cli.main(prog_name="bulkpolyv")
-    except KeyboardInterrupt:  # Ctrl-C before a run set up its own handling (imports, say)
-        click.echo("bulkpolyv: interrupted", err=True)
-        sys.exit(130)
-
-
 def main() -> None:
     """``bulkpolyv.cli:main``, as older installs' scripts name it."""
     from bulkpolyv.entry import main as entry_main

@@ -30,8 +30,9 @@ def interrupt_on_signals() -> None:
 def main() -> None:
     interrupt_on_signals()
     try:
-        from bulkpolyv.cli import run_cli
-    except KeyboardInterrupt:
+        from bulkpolyv.cli import cli
+
+        cli.main(prog_name="bulkpolyv")
+    except KeyboardInterrupt:  # before a run set up its own handling (imports, a prompt)
         sys.stderr.write("bulkpolyv: interrupted\n")
         sys.exit(INTERRUPTED)
-    run_cli()

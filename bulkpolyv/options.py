@@ -12,6 +12,7 @@ import ipaddress
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from bulkpolyv.budget import BudgetUnavailable
 from bulkpolyv.exitcodes import ExitCode
 from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
 from bulkpolyv.manifest.model import POLYV_CEILING_REQUESTS, worst_case_per_polyv_window
+from bulkpolyv.privatefiles import PrivateFileError, check_writable
 from bulkpolyv.run import RunSettings
 from bulkpolyv.shard import Shard, ShardSpecError, parse_shard
 
@@ -28,6 +30,15 @@ from bulkpolyv.shard import Shard, ShardSpecError, parse_shard
 def fail(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
     click.echo(f"bulkpolyv: {message}", err=True)
     sys.exit(code)
+
+
+def writable_or_fail(path: Path) -> None:
+    """A file the command will write, checked before any request (or hours of serving):
+    one sentence and exit 1 when it cannot be written."""
+    try:
+        check_writable(path)
+    except PrivateFileError as error:
+        fail(str(error))
 
 
 def load(path: str, *, resolve_env: bool = True) -> Manifest:

@@ -105,4 +105,3 @@ class Stop:
                 # what was there (the CLI's "interrupted": entry.interrupt_on_signals).
                 if previous is not None:
                     signal.signal(signum, previous)
-

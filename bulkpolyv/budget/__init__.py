@@ -80,7 +80,7 @@ def make_store(
             f"{spec!r}: name the file by its absolute path, sqlite:///PATH (three slashes), "
             "so every run sharing the budget finds the same file."
         )
-    if scheme == "sqlite" and parts.path:
+    if scheme == "sqlite":
         return SqliteStore(key, path=Path(parts.path), clock=clock, create_directory=False)
     if scheme in ("redis", "rediss", "unix"):
         return RedisStore(spec, key)

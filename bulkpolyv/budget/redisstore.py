@@ -79,7 +79,7 @@ class RedisStore:
             )
             self._redis = aioredis.Redis.from_pool(pool)
         except ValueError as exc:
-            raise self._not_a_url(exc) from exc
+            raise self._not_a_url(self._quoted(exc)) from exc
         self._reserve = self._redis.register_script(RESERVE)
         self._complete = self._redis.register_script(COMPLETE)
         try:
@@ -93,8 +93,7 @@ class RedisStore:
             await self.close()  # a store that failed to open holds nothing open
             raise
 
-    def _not_a_url(self, why: Exception | str) -> BudgetUnavailable:
-        said = why if isinstance(why, str) else self._quoted(why)
+    def _not_a_url(self, said: str) -> BudgetUnavailable:
         return BudgetUnavailable(
             f"{self.description} is not a usable Redis URL ({said}); "
             "write it as redis://HOST:PORT/DB."

@@ -23,10 +23,17 @@ from bulkpolyv.events import FanOut, RunEvents
 from bulkpolyv.journal import journal_for
 from bulkpolyv.logs import EventLog
 from bulkpolyv.manifest import Manifest
-from bulkpolyv.options import ExitCode, fail, load, run_options, warn_about_transport
+from bulkpolyv.options import (
+    ExitCode,
+    fail,
+    load,
+    run_options,
+    warn_about_transport,
+    writable_or_fail,
+)
 from bulkpolyv.plan import ItemKey, Plan
 from bulkpolyv.planfile import ReviewedPlan, ReviewedPlanError, write_plan_file
-from bulkpolyv.privatefiles import PrivateFileError, check_writable
+from bulkpolyv.privatefiles import PrivateFileError
 from bulkpolyv.progress import RunProgress, on_a_terminal
 from bulkpolyv.render import render_json, render_markdown, render_text
 from bulkpolyv.report import ApplyResult, ApplyStatus, Invocation, failed_items
@@ -264,15 +271,6 @@ def what_to_apply(
     try:
         return manifest, ReviewedPlan(Path(plan_file), manifest) if plan_file else None
     except ReviewedPlanError as error:
-        fail(str(error))
-
-
-def writable_or_fail(path: Path) -> None:
-    """A file the command will write, checked before any request: one sentence and exit 1
-    when it cannot be written."""
-    try:
-        check_writable(path)
-    except PrivateFileError as error:
         fail(str(error))
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from bulkpolyv.options import fail
-from bulkpolyv.privatefiles import PrivateFileError, check_writable
+from bulkpolyv.options import fail, writable_or_fail
+from bulkpolyv.privatefiles import PrivateFileError
 
 LIST_SHAPES = {"published": False, "with-enable": True}
 
@@ -167,10 +167,7 @@ def sim_command(**flags: Any) -> None:
     except SimError as error:
         fail(str(error))
     if flags["dump"]:  # found now, not after hours of serving
-        try:
-            check_writable(Path(flags["dump"]))
-        except PrivateFileError as error:
-            fail(str(error))
+        writable_or_fail(Path(flags["dump"]))
 
     async def serve() -> None:
         stopped = asyncio.Event()
