@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from bulkpolyv.cli import COMMANDS, cli
 from bulkpolyv.commands.lazy import LazyGroup
+from tests.signalled import run_child, signalled_at
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ["aiohttp", "rich", "redis", "pydantic", "yaml", "bulkpolyv.run", "bulkpolyv.client"]
@@ -60,26 +61,11 @@ def test_a_lazy_command_runs_and_its_help_is_its_own() -> None:
     assert "Read the reports of past runs" in result.output
 
 
-SIGNALLED_WHILE_IMPORTING = """
-import os, signal, sys
-from bulkpolyv import cli
-from bulkpolyv.commands.lazy import LazyGroup
-real = LazyGroup.get_command
-def get_command(self, ctx, name):
-    os.kill(os.getpid(), signal.{name})  # before the command's module is even imported
-    return real(self, ctx, name)
-LazyGroup.get_command = get_command
-sys.argv = ["bulkpolyv", "plan", "nothing.yaml"]
-cli.main()
-"""
-
-
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
 def test_sigterm_or_sighup_before_a_run_handles_signals_is_interrupted_not_a_silent_kill(name):
-    done = subprocess.run(
-        [sys.executable, "-c", SIGNALLED_WHILE_IMPORTING.format(name=name)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    # before the command's own module is even imported
+    done = run_child(signalled_at("bulkpolyv.commands.lazy:LazyGroup.get_command", name,
+                                  "plan", "nothing.yaml"))  # fmt: skip
     assert done.returncode == 130, (done.returncode, done.stderr)  # was -15 / -1: no word
     assert done.stderr.strip().splitlines()[-1] == "bulkpolyv: interrupted"
     assert "Traceback" not in done.stderr
@@ -101,9 +87,6 @@ main()
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
 def test_a_signal_while_the_cli_itself_loads_is_one_line_not_a_traceback(name):
-    done = subprocess.run(
-        [sys.executable, "-c", SIGNALLED_WHILE_THE_CLI_LOADS.format(name=name)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_child([sys.executable, "-c", SIGNALLED_WHILE_THE_CLI_LOADS.format(name=name)])
     assert done.returncode == 130, (done.returncode, done.stderr)  # SIGINT: a traceback
     assert done.stderr == "bulkpolyv: interrupted\n"

@@ -22,6 +22,7 @@ from bulkpolyv.cli import main
 from bulkpolyv.executor import IN_FLIGHT_GRACE
 from bulkpolyv.runlock import RunLock
 from bulkpolyv.sim import FaultConfig, SimConfig
+from tests.signalled import run_child, signalled_at
 from tests.simthread import (
     ENV,
     invoke,
@@ -147,28 +148,13 @@ def test_under_nohup_a_sighup_does_not_stop_the_run(world):
     assert report["status"] == "completed"
 
 
-SIGNALLED_AS_THE_REPORT_IS_WRITTEN = """
-import os, signal, sys
-import bulkpolyv.run as run
-real = run.build_report
-def build_report(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGTERM)  # a second kill, as the finished run wraps up
-    return real(*args, **kwargs)
-run.build_report = build_report
-from bulkpolyv.cli import main
-sys.argv = ["bulkpolyv", *sys.argv[1:]]
-main()
-"""
-
-
 def test_a_signal_while_the_report_is_written_leaves_the_whole_report(world):
     tmp_path, manifest = world
     with running_sim(seeded_state(manifest, {})) as sim:
-        done = subprocess.run(
-            [sys.executable, "-c", SIGNALLED_AS_THE_REPORT_IS_WRITTEN,
-             *run_args(sim, manifest, tmp_path)],
-            env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        # a second kill, as the finished run wraps up
+        args = signalled_at("bulkpolyv.run:build_report", "SIGTERM",
+                            *run_args(sim, manifest, tmp_path))  # fmt: skip
+        done = run_child(args, env={**os.environ, **ENV})
         assert state_matches_manifest(sim)
     assert "Traceback" not in done.stderr
     report = json.loads((tmp_path / "report.json").read_text())  # was: no report at all
@@ -176,29 +162,15 @@ def test_a_signal_while_the_report_is_written_leaves_the_whole_report(world):
     assert done.returncode == 0, done.stderr  # the work was done before the signal came
 
 
-SIGNALLED_BETWEEN_EXPORT_FILES = """
-import os, signal, sys
-import bulkpolyv.export as export
-real = export.write_private
-def write_private(path, content):
-    os.kill(os.getpid(), signal.SIGTERM)  # between the CSV and the manifest that names it
-    return real(path, content)
-export.write_private = write_private
-from bulkpolyv.cli import main
-sys.argv = ["bulkpolyv", *sys.argv[1:]]
-main()
-"""
-
-
 def test_a_signal_while_export_writes_its_files_leaves_all_of_them(world):
     tmp_path, manifest = world
     out = tmp_path / "live.yaml"
     with running_sim(seeded_state(manifest, {})) as sim:
-        done = subprocess.run(
-            [sys.executable, "-c", SIGNALLED_BETWEEN_EXPORT_FILES, "export", str(manifest),
-             "--api-base", sim.url, "--out", str(out), "--csv-over", "0"],
-            env={**os.environ, **ENV}, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        # between the CSV and the manifest that names it
+        args = signalled_at("bulkpolyv.export:write_private", "SIGTERM", "export",
+                            str(manifest), "--api-base", sim.url, "--out", str(out),
+                            "--csv-over", "0")  # fmt: skip
+        done = run_child(args, env={**os.environ, **ENV})
     assert "Traceback" not in done.stderr
     # was: the CSV alone, exit 130, and the next export refused ("already exists")
     assert out.exists() and "channels_file" in out.read_text(), done.stderr

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from bulkpolyv.cli import cli
 from bulkpolyv.demo import DEMO_ENV
+from tests.signalled import signalled_at
 
 
 def invoke(*args: str):
@@ -164,26 +165,12 @@ def test_sim_writes_its_dump_private_when_stopped_by_a_signal(tmp_path, signum):
     assert dump.stat().st_mode & 0o777 == 0o600  # it holds app secrets
 
 
-SIGNALLED_AGAIN_WHILE_DUMPING = """
-import os, signal, sys
-from bulkpolyv.commands import sim_cmd
-real = sim_cmd.dump_or_fail
-def dump_or_fail(simulator, path):
-    os.kill(os.getpid(), signal.SIGTERM)  # the second kill, as the dump starts
-    return real(simulator, path)
-sim_cmd.dump_or_fail = dump_or_fail
-from bulkpolyv.cli import main
-sys.argv = ["bulkpolyv", "sim", "--port", "0", "--dump", sys.argv[1]]
-main()
-"""
-
-
 def test_a_second_signal_while_the_sim_dumps_does_not_lose_the_dump(tmp_path):
     dump = tmp_path / "dump.json"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SIGNALLED_AGAIN_WHILE_DUMPING, str(dump)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    # the second kill comes from inside, as the dump starts
+    args = signalled_at("bulkpolyv.commands.sim_cmd:dump_or_fail", "SIGTERM",
+                        "sim", "--port", "0", "--dump", str(dump))  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert "listening on" in process.stdout.readline()
     process.send_signal(signal.SIGTERM)
