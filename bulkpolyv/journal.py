@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -39,6 +38,7 @@ from typing import Any
 
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import RunEvents
+from bulkpolyv.fastjson import dumps
 from bulkpolyv.plan import Operation
 from bulkpolyv.privatefiles import open_private, state_dir
 from bulkpolyv.report import ItemOutcome
@@ -52,23 +52,6 @@ JOURNAL_NAME = re.compile(r".+-\d{8}T\d{6}Z-\d+\.jsonl")
 # nothing a kill could take (the lines are with the kernel at once); what a power cut may
 # take grows by at most this much.
 SYNC_INTERVAL = 0.05
-
-
-def _dump_json(record: dict[str, Any]) -> bytes:
-    # compact, as orjson writes them: a line reads the same whichever encoder wrote it
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-
-
-def _dump_orjson(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-
-
-try:  # orjson (the ``fast`` extra) writes the same JSON lines in a fraction of the time
-    import orjson
-except ImportError:  # pragma: no cover - depends on what is installed
-    dump_line = _dump_json
-else:
-    dump_line = _dump_orjson
 
 
 class UtcStamp:
@@ -190,7 +173,7 @@ class Journal(RunEvents):
     def write(self, record: dict[str, Any]) -> None:
         if self._fd is None or self._loop is None:
             raise RuntimeError("the journal is written before it was started")
-        self._write_whole(self._fd, dump_line({"ts": self._stamp(), **record}))
+        self._write_whole(self._fd, dumps({"ts": self._stamp(), **record}, newline=True))
         self.lines += 1
         self._dirty = True
         if not self._kick_due:

@@ -8,12 +8,11 @@ import time
 import pytest
 
 from bulkpolyv.errors import BulkPolyvError
+from bulkpolyv.fastjson import dumps_orjson, dumps_stdlib
 from bulkpolyv.journal import (
     Journal,
     JournalError,
     UtcStamp,
-    _dump_json,
-    _dump_orjson,
     journal_for,
     prune_journals,
     retention_days,
@@ -195,8 +194,8 @@ def test_a_stamp_follows_the_clock_across_seconds():
 def test_both_encoders_write_the_same_line():
     outcome = ItemOutcome.of_operation(OP, Status.FAILED, polyv_code=400, message="签名错误")
     record = {"ts": "2026-05-01T12:00:00.123+00:00", "event": "done", **outcome.to_dict()}
-    line = _dump_orjson(record)
-    assert _dump_json(record) == line
+    line = dumps_orjson(record, newline=True)
+    assert dumps_stdlib(record, newline=True) == line
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == record
     assert "签名错误".encode() in line  # UTF-8 as it is, not \\u escapes
