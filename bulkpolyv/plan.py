@@ -13,14 +13,14 @@ are named by :class:`~bulkpolyv.items.ItemKey`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bulkpolyv.fastjson import dumps
 from bulkpolyv.items import MONITORING, ItemKey, natural_key
-from bulkpolyv.manifest.model import DesiredMonitor, Manifest
+from bulkpolyv.manifest.model import MONITOR_FIELDS, DesiredMonitor, Manifest
 from bulkpolyv.manifest.problems import Location
 from bulkpolyv.records import Credentials, Monitor
 from bulkpolyv.urls import normalise_url, redact_url
@@ -29,6 +29,7 @@ from bulkpolyv.urls import normalise_url, redact_url
 # file still reads: its account-only items are the record callback.
 PLAN_FORMAT_VERSION = 2
 READABLE_PLAN_FORMATS = (1, 2)
+CHECKSUM_SLICE = 1024  # operations serialised at once for the checksum
 
 
 class OpKind(StrEnum):
@@ -239,16 +240,23 @@ class Plan:
         }
 
     def checksum(self) -> str:
-        """A digest of what :meth:`to_dict` shows, taken one operation at a time: the
-        whole plan as one JSON text was a run's peak of memory (1.2 kB per operation)."""
-        digest = hashlib.sha256(_canonical(self.to_dict(operations=False)))
-        for operation in self.operations:
-            digest.update(_canonical(operation.to_dict()))
+        """A digest of what :meth:`to_dict` shows (its counts follow from the rest), taken
+        a slice of operations at a time: the whole plan as one JSON text was a run's peak
+        of memory (1.2 kB per operation)."""
+        header = {
+            "format_version": PLAN_FORMAT_VERSION,
+            "manifest": self.manifest,
+            "manifest_digest": self.manifest_digest,
+            "unchanged": len(self.unchanged),
+            "problems": [p.to_dict() for p in self.problems],
+            "warnings": list(self.warnings),
+        }
+        digest = hashlib.sha256(dumps(header, sort_keys=True))
+        ops = self.operations
+        for start in range(0, len(ops), CHECKSUM_SLICE):
+            shown = [o.to_dict() for o in ops[start : start + CHECKSUM_SLICE]]
+            digest.update(dumps(shown, sort_keys=True))
         return digest.hexdigest()
-
-
-def _canonical(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
 
 
 # --- comparing ------------------------------------------------------------------------------
@@ -284,12 +292,12 @@ def diff_monitoring(
     return Operation(kind, key, (change,), source)
 
 
-def diff_monitor(
-    account: str, channel_id: int, desired: DesiredMonitor, live: Monitor
-) -> Operation | None:
+def diff_monitor(key: ItemKey, desired: DesiredMonitor, live: Monitor) -> Operation | None:
     changes = []
-    for name in desired.managed_fields:
+    for name in MONITOR_FIELDS:  # the fields the manifest manages: those it gives
         want = getattr(desired, name)
+        if want is None:
+            continue
         have = getattr(live, name)
         if have is None:
             changes.append(FieldChange(name, None, want, before_known=False))
@@ -297,12 +305,7 @@ def diff_monitor(
             changes.append(FieldChange(name, have, want))
     if not changes:
         return None
-    return Operation(
-        OpKind.UPDATE_MONITOR,
-        ItemKey(account, channel_id, desired.id),
-        tuple(changes),
-        desired.source,
-    )
+    return Operation(OpKind.UPDATE_MONITOR, key, tuple(changes), desired.source)
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -375,7 +378,7 @@ def _plan_monitor(
             )
         )
         return
-    planner.add(key, diff_monitor(account, channel_id, monitor, listed[monitor.id]), monitor.source)
+    planner.add(key, diff_monitor(key, monitor, listed[monitor.id]), monitor.source)
 
 
 def override_warnings(live: LiveState) -> tuple[str, ...]:

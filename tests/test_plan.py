@@ -138,3 +138,20 @@ def test_a_failed_callback_read_fails_only_the_callback_but_auth_skips_the_accou
         (ItemKey.callback("b", "record"), True),
         (ItemKey("b", 10, 1), True),
     ]
+
+
+def test_the_checksum_tells_apart_plans_that_differ_anywhere():
+    def plan_of(nicknames, live_nickname="old", missing=False):
+        ids = range(1, len(nicknames) + 1)
+        channel = DesiredChannel(10, tuple(monitor(i, n) for i, n in zip(ids, nicknames)), HERE)
+        listed = {i: Monitor(i, 10, live_nickname) for i in ids if not (missing and i == 1)}
+        return make_plan(manifest(account(manages=False, channels=[channel])),
+                         LiveState(monitors={("east", 10): listed}))  # fmt: skip
+
+    names = [f"n{i}" for i in range(2500)]  # three slices of operations
+    late = [*names[:2000], "other", *names[2001:]]
+    base = plan_of(names).checksum()
+    assert plan_of(list(names)).checksum() == base
+    assert plan_of(late).checksum() != base  # an operation in the third slice
+    assert plan_of(names, live_nickname="n1").checksum() != base  # one item unchanged
+    assert plan_of(names, missing=True).checksum() != base  # a problem instead of an op
