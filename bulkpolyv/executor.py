@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from bulkpolyv.client import PolyvClient
 from bulkpolyv.errors import BulkPolyvError, ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
+from bulkpolyv.heap import long_lived
 from bulkpolyv.manifest.model import Manifest
 from bulkpolyv.operations import (
     NotStuck,
@@ -101,7 +102,12 @@ class Executor:
                     return
                 await work(item)
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(self.concurrency)]
+        with long_lived():  # the manifest and the plan, out of the collector's way
+            await self._run_workers(
+                [asyncio.ensure_future(worker()) for _ in range(self.concurrency)]
+            )
+
+    async def _run_workers(self, workers: list[asyncio.Future[None]]) -> None:
         stopped = asyncio.ensure_future(self.stopping.wait())
         try:
             while not all(w.done() for w in workers) and not stopped.done():

@@ -1,6 +1,7 @@
 """The executor's policies with a fake sleep: what is retried, how long it waits, and what
 an authentication error does to the rest of an account."""
 
+import gc
 import random
 
 import aiohttp
@@ -155,3 +156,20 @@ async def test_observers_hear_each_send_retry_and_outcome_in_order(mocked):
         ("retry", "east", 1, 2.0),
         ("outcome", "east/10 monitor 1", Status.CHANGED),
     ]
+
+
+async def test_the_plan_is_out_of_the_collector_s_way_while_it_is_applied_and_given_back(mocked):
+    class FreezeCounts(RunEvents):
+        def __init__(self):
+            self.counts = []
+
+        def sending(self, op):
+            self.counts.append(gc.get_freeze_count())
+
+    assert gc.get_freeze_count() == 0
+    mocked.post(url_re("/live/v4/seminar/monitor/update"), payload=OK, repeat=True)
+    observer = FreezeCounts()
+    outcomes = await run(plan_of(op("east", 1), op("east", 2)), Sleeps(), events=observer)
+    assert [o.status for o in outcomes] == [Status.CHANGED] * 2
+    assert len(observer.counts) == 2 and min(observer.counts) > 0  # frozen while sending
+    assert gc.get_freeze_count() == 0  # and the heap given back
