@@ -38,7 +38,7 @@ from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.records import DEFAULT_API_BASE, Credentials, Monitor, MonitorUpdate, yes_no
 from bulkpolyv.serverclock import ServerClock
 from bulkpolyv.signing import signed_params
-from bulkpolyv.urls import redact_text, redact_url
+from bulkpolyv.urls import RequestSecrets, redact_text, redact_url
 
 DEFAULT_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 10.0
@@ -280,7 +280,7 @@ class PolyvClient:
         json_body: dict[str, object] | None = None,
     ) -> ApiResult:
         endpoint = f"{method} {path}"
-        secrets = (account.app_secret, *_secret_values(params), *_secret_values(json_body))
+        secrets = RequestSecrets(account.app_secret, params, json_body)
         async with self._gate.slot():
             # Signed inside the slot: a request that waited for the rate limiter still goes
             # out with a fresh timestamp.
@@ -399,13 +399,6 @@ def _said(text: str, secrets: Iterable[str | None]) -> str:
     it is redacted and kept short."""
     text = redact_text(text, secrets)
     return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "…"
-
-
-def _secret_values(values: Mapping[str, object] | None) -> list[str]:
-    """Values of a request that must not come back in a quoted answer."""
-    if not values:
-        return []
-    return [str(v) for k, v in values.items() if k in ("url", "password") and v]
 
 
 def _text(value: object) -> str | None:

@@ -9,7 +9,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 MASK = "***"
@@ -104,3 +104,28 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)) or MASK, text)
     text = _QUERY_PAIR.sub(lambda m: f"{m.group(1)}={MASK}", text)
     return _HEX32.sub(MASK, text)
+
+
+class RequestSecrets:
+    """A request's values that must not come back in a quoted answer (the app secret, a
+    callback URL, a password), gathered only when something is quoted: an error. Nearly
+    every request succeeds and never needs them."""
+
+    __slots__ = ("_body", "_params", "_secret")
+
+    def __init__(
+        self, secret: str, params: Mapping[str, object], body: Mapping[str, object] | None
+    ) -> None:
+        self._secret, self._params, self._body = secret, params, body
+
+    def __iter__(self) -> Iterator[str]:
+        yield self._secret
+        yield from _secret_values(self._params)
+        yield from _secret_values(self._body)
+
+
+def _secret_values(values: Mapping[str, object] | None) -> list[str]:
+    """Values of a request that must not come back in a quoted answer."""
+    if not values:
+        return []
+    return [str(v) for k, v in values.items() if k in ("url", "password") and v]

@@ -26,7 +26,7 @@ from bulkpolyv.client import (
     new_session,
 )
 from bulkpolyv.errors import ErrorKind, PolyvError, explain
-from bulkpolyv.records import Credentials
+from bulkpolyv.records import Credentials, MonitorUpdate
 from bulkpolyv.urls import redact_text
 
 ACCOUNT = Credentials(user_id="u1", app_id="app1", app_secret="TOPSECRET-app")
@@ -115,6 +115,18 @@ async def test_an_error_message_echoing_the_request_url_is_redacted(mock_client,
     text = str(caught.value)
     assert "0D2BDA2FD04D93A2B8832B91FD973C4D" not in text and "CBTOKEN" not in text
     assert "sign=***" in text
+
+
+async def test_an_answer_echoing_the_monitor_password_sent_is_redacted(mock_client, mocked):
+    # the request's secrets are gathered only when an answer is quoted: still all of them
+    mocked.post(
+        url_re("/live/v4/seminar/monitor/update"),
+        status=400,
+        payload={"code": 400, "status": "error", "message": "password PW-SENT-7781 too weak"},
+    )
+    with pytest.raises(PolyvError) as caught:
+        await mock_client.update_monitor(ACCOUNT, 1, MonitorUpdate(id=5, password="PW-SENT-7781"))
+    assert "PW-SENT-7781" not in str(caught.value) and "too weak" in str(caught.value)
 
 
 async def test_an_html_page_echoing_secrets_is_quoted_redacted(mock_client, mocked):
