@@ -2,6 +2,7 @@
 an authentication error does to the rest of an account."""
 
 import gc
+import json
 import random
 
 import aiohttp
@@ -173,3 +174,20 @@ async def test_the_plan_is_out_of_the_collector_s_way_while_it_is_applied_and_gi
     assert [o.status for o in outcomes] == [Status.CHANGED] * 2
     assert len(observer.counts) == 2 and min(observer.counts) > 0  # frozen while sending
     assert gc.get_freeze_count() == 0  # and the heap given back
+
+
+async def test_polyv_text_with_a_lone_surrogate_is_journaled_not_an_aborted_run(mocked, tmp_path):
+    # "\ud800" in an answer's JSON is half a UTF-16 pair: Python reads it, UTF-8 cannot hold it
+    from bulkpolyv.journal import Journal
+
+    body = b'{"code":400,"status":"error","message":"bad name \\ud800 here"}'
+    mocked.post(url_re("/live/v4/seminar/monitor/update"), status=400, body=body)
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.start()
+    outcomes = await run(plan_of(op("east", 1), op("east", 2)), Sleeps(), events=journal)
+    await journal.close()
+    assert [o.status for o in outcomes] == [Status.FAILED] * 2  # both tried, none aborted
+    assert all("not known" not in o.message for o in outcomes)
+    done = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in done] == ["sending", "done", "sending", "done"]
+    assert done[1]["message"] == "bad name \ud800 here"

@@ -143,7 +143,8 @@ def test_a_failed_callback_read_fails_only_the_callback_but_auth_skips_the_accou
 def test_the_checksum_tells_apart_plans_that_differ_anywhere():
     def plan_of(nicknames, live_nickname="old", missing=False):
         ids = range(1, len(nicknames) + 1)
-        channel = DesiredChannel(10, tuple(monitor(i, n) for i, n in zip(ids, nicknames)), HERE)
+        monitors = tuple(monitor(i, n) for i, n in enumerate(nicknames, start=1))
+        channel = DesiredChannel(10, monitors, HERE)
         listed = {i: Monitor(i, 10, live_nickname) for i in ids if not (missing and i == 1)}
         return make_plan(manifest(account(manages=False, channels=[channel])),
                          LiveState(monitors={("east", 10): listed}))  # fmt: skip
