@@ -164,16 +164,24 @@ class Journal(RunEvents):
         self._syncer = threading.Thread(target=self._sync_loop, name="journal-fsync", daemon=True)
         self._syncer.start()
 
+    # Two lines per write: each dict is built once, its time first (no merge into a copy).
+
     def sending(self, op: Operation) -> None:
-        self.write({"event": "sending", **op.key.to_dict(), "operation": op.kind.value})
+        line = {"ts": self._stamp(), "event": "sending", **op.key.to_dict()}
+        line["operation"] = op.kind._value_
+        self._append(line)
 
     def outcome(self, outcome: ItemOutcome) -> None:
-        self.write({"event": "done", **outcome.to_dict()})
+        self._append({"ts": self._stamp(), "event": "done", **outcome.to_dict()})
 
     def write(self, record: dict[str, Any]) -> None:
+        """One line (the run's ``start`` and ``end``), stamped with the time."""
+        self._append({"ts": self._stamp(), **record})
+
+    def _append(self, line: dict[str, Any]) -> None:
         if self._fd is None or self._loop is None:
             raise RuntimeError("the journal is written before it was started")
-        self._write_whole(self._fd, dumps({"ts": self._stamp(), **record}, newline=True))
+        self._write_whole(self._fd, dumps(line, newline=True))
         self.lines += 1
         self._dirty = True
         if not self._kick_due:

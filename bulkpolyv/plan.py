@@ -67,8 +67,9 @@ class FieldChange:
         """(before, after) as any output may show them."""
         if self.field == "password":
             return ("(unknown)" if not self.before_known else "(hidden)", "(changed)")
-        before = redact_url(self.before) if self.is_url else self.before
-        after = redact_url(self.after) if self.is_url else self.after
+        before, after = self.before, self.after
+        if self.is_url:
+            before, after = redact_url(before), redact_url(after)
         return (
             "(unknown)" if not self.before_known else _text(before),
             _text(after),

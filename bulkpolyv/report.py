@@ -70,18 +70,20 @@ class ItemOutcome:
         return cls(
             op.key,
             status,
-            operation=op.kind.value,
+            operation=op.kind._value_,
             changes=op.changes,
             source=op.source,
             **details,
         )
 
     def to_dict(self) -> dict[str, Any]:
+        # (``_value_``: the enum's ``value`` is a Python-level property, and this runs for
+        # every item, in the journal's line and the report)
         return {
             **self.key.to_dict(),
             "operation": self.operation,
             "changes": [change.to_dict() for change in self.changes],
-            "status": self.status.value,
+            "status": self.status._value_,
             "attempts": self.attempts,
             "http_status": self.http_status,
             "polyv_code": self.polyv_code,
