@@ -27,6 +27,14 @@ def interrupt_on_signals() -> None:
             signal.signal(signum, _interrupt)
 
 
+def ignore_late_signals() -> None:
+    """The command is done and its exit status decided. A signal from here on (the
+    interpreter tearing down) would only turn that status into "killed by SIGINT", with
+    the work already done and said; it is ignored instead."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def main() -> None:
     interrupt_on_signals()
     try:
@@ -35,4 +43,10 @@ def main() -> None:
         cli.main(prog_name="bulkpolyv")
     except KeyboardInterrupt:  # before a run set up its own handling (imports, a prompt)
         sys.stderr.write("bulkpolyv: interrupted\n")
-        sys.exit(INTERRUPTED)
+        status: object = INTERRUPTED
+    except SystemExit as done:  # click always ends this way
+        status = done.code
+    else:  # pragma: no cover - click's standalone mode always exits
+        status = 0
+    ignore_late_signals()
+    sys.exit(status)

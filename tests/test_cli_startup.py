@@ -90,3 +90,22 @@ def test_a_signal_while_the_cli_itself_loads_is_one_line_not_a_traceback(name):
     done = run_child([sys.executable, "-c", SIGNALLED_WHILE_THE_CLI_LOADS.format(name=name)])
     assert done.returncode == 130, (done.returncode, done.stderr)  # SIGINT: a traceback
     assert done.stderr == "bulkpolyv: interrupted\n"
+
+
+SIGNALLED_AS_IT_EXITS = """
+import atexit, os, signal, sys
+# a Ctrl-C or kill that lands as the interpreter tears down, the work done and said
+atexit.register(lambda: os.kill(os.getpid(), signal.{name}))
+from bulkpolyv.entry import main
+sys.argv = ["bulkpolyv", "validate", "--no-env", {manifest!r}]
+main()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_as_the_finished_command_exits_keeps_its_status_and_prints_nothing(name):
+    manifest = str(Path(__file__).parent.parent / "manifests" / "demo.yaml")
+    done = run_child([sys.executable, "-c", SIGNALLED_AS_IT_EXITS.format(name=name,
+                                                                         manifest=manifest)])
+    assert done.returncode == 0, (done.returncode, done.stderr)  # was a KeyboardInterrupt
+    assert done.stderr == ""  # traceback, "Exception ignored in atexit callback"

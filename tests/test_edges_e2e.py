@@ -51,6 +51,15 @@ def start(args: list[str], **kwargs) -> subprocess.Popen[str]:
     )
 
 
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds ``path`` open (Linux: its /proc fd links)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.path.realpath(fd) == str(path.resolve()) for fd in fds.iterdir())
+    except (FileNotFoundError, PermissionError):
+        return False
+
+
 def wait_for(condition, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -117,7 +126,10 @@ def test_ctrl_c_while_another_process_holds_the_budget_file_stops_at_once(world)
     try:
         with running_sim(seeded_state(manifest, {})) as sim:
             process = start(run_args(sim, manifest, tmp_path, "--budget", f"sqlite://{budget}"))
-            time.sleep(1.5)  # started, and waiting for the budget file
+            # started, and waiting for the budget file (a fixed sleep was sometimes still
+            # the imports on a loaded host: the signal then tested the entry point instead)
+            wait_for(lambda: has_open(process.pid, budget), seconds=60)
+            time.sleep(0.3)  # into the retries, past the first try
             signalled = time.monotonic()
             process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=30)
