@@ -37,6 +37,10 @@ def ignore_late_signals() -> None:
 
 def main() -> None:
     interrupt_on_signals()
+    # Text from POLYV may hold a lone surrogate ("\ud800" in its JSON): printed as an
+    # escape, not a UnicodeEncodeError in the middle of a plan. (stderr already does this.)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         from bulkpolyv.cli import cli
 

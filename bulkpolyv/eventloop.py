@@ -48,5 +48,10 @@ def loop_factory(
 
 def run(main: Coroutine[Any, Any, T], *, factory: LoopFactory | None = None) -> T:
     """``asyncio.run`` on the loop :func:`loop_factory` picks (or on ``factory``)."""
-    with asyncio.Runner(loop_factory=factory or loop_factory()) as runner:
+    try:
+        chosen = factory or loop_factory()
+    except BulkPolyvError:
+        main.close()  # never run: no "coroutine was never awaited" warning under the error
+        raise
+    with asyncio.Runner(loop_factory=chosen) as runner:
         return runner.run(main)

@@ -54,7 +54,9 @@ def write_private(path: Path, text: str | Iterable[str]) -> None:
     except PrivateFileError as error:  # name the file asked for, not its temp file
         raise PrivateFileError(path, OSError(0, error.reason)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # A lone surrogate (POLYV's "\ud800", read into a nickname or a message) has no
+        # UTF-8: it is written as the JSON escape \ud800, which reads back as the same text.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.writelines([text] if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())

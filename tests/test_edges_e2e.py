@@ -409,3 +409,25 @@ def test_retry_failed_takes_only_a_report_of_this_manifest(world, content):
         assert sim.simulator.stats.requests == requests
     assert code == 1, out + err
     assert str(given) in err and "Traceback" not in err
+
+
+def test_a_lone_surrogate_in_live_state_is_planned_applied_and_reported(world):
+    # POLYV's JSON may carry "\ud800": half a UTF-16 pair, which UTF-8 cannot hold. The plan
+    # printed it (UnicodeEncodeError: "unexpected error", aborted); with --report every
+    # write went out and then the report crashed with a traceback, exit 1, no report.
+    tmp_path, manifest = world
+    state = seeded_state(manifest, {})
+    channels = next(a for a in state.accounts.values() if a.channels).channels
+    monitor = next(iter(next(iter(channels.values())).values()))
+    monitor.nickname = "bad \ud800 name"
+    with running_sim(state) as sim:
+        plan = start(["plan", str(manifest), "--api-base", sim.url, "--budget", "memory"])
+        out, err = plan.communicate(timeout=60)
+        assert plan.returncode == 2, err  # drift, shown
+        assert "bad \\ud800 name" in out and "Traceback" not in err
+        applied = start(run_args(sim, manifest, tmp_path))
+        _, err = applied.communicate(timeout=60)
+        assert applied.returncode == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == "completed"
+    assert not list(tmp_path.glob("*.tmp"))

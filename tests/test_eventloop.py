@@ -64,3 +64,17 @@ def test_run_runs_the_coroutine_on_the_loop_the_factory_makes() -> None:
 
     assert eventloop.run(which_loop(), factory=factory) is made[0]
     assert made[0].is_closed()
+
+
+def test_an_unknown_loop_name_closes_the_coroutine_it_was_handed(monkeypatch) -> None:
+    # else "coroutine was never awaited" warnings follow the one-sentence error
+    import inspect
+
+    async def command() -> None:
+        raise AssertionError("never run")
+
+    coroutine = command()
+    monkeypatch.setenv("BULKPOLYV_LOOP", "bogus")
+    with pytest.raises(BulkPolyvError):
+        eventloop.run(coroutine)
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
