@@ -1,20 +1,17 @@
-"""JSON in and out of the hot paths, by orjson when it is installed (the ``fast`` extra).
+"""Compact JSON for the hot paths (journal lines, the plan's checksum), by orjson when it
+is installed (the ``fast`` extra), by :mod:`json` otherwise.
 
-Either way the bytes and the values are the same, so nothing a run writes or decides
-depends on what is installed:
-
-- :func:`dumps` writes compact JSON, UTF-8 as it is (``ensure_ascii=False``), which is what
-  orjson writes; the stdlib fallback is told to write the same (tests compare the two).
-- :func:`loads` hands anything orjson refuses to :mod:`json`, which then parses it or
-  raises as it always did. orjson is stricter (no ``NaN``, no UTF-16, no byte-order mark, no
-  lone surrogates) but for one thing: an integer beyond 64 bits becomes a float. A text
-  with a run of 19 digits or more therefore goes to :mod:`json` from the start.
+For what bulkpolyv writes there (text, integers, booleans, null, and durations rounded to
+milliseconds) the bytes are the same either way, so nothing a run writes depends on what is
+installed: compact separators, UTF-8 as it is (``ensure_ascii=False``); tests compare the
+two. Two kinds of value orjson refuses, a lone surrogate (POLYV's ``"\\ud800"``) and an
+integer beyond 64 bits, go to :mod:`json`, the surrogate escaped. (They differ on values
+bulkpolyv never writes here: orjson writes NaN as ``null`` and ``1e-7`` for ``1e-07``.)
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 try:
@@ -42,20 +39,4 @@ def dumps_orjson(value: Any, *, sort_keys: bool = False, newline: bool = False) 
         return dumps_stdlib(value, sort_keys=sort_keys, newline=newline)
 
 
-# An integer orjson may read as a float: beyond -2**63 .. 2**64-1, at least 19 digits.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-
-
-def loads_orjson(data: bytes) -> Any:
-    if _LONG_DIGITS.search(data) is not None:
-        return json.loads(data)
-    try:
-        return orjson.loads(data)
-    except ValueError:  # orjson.JSONDecodeError: json decides (and raises what it raises)
-        return json.loads(data)
-
-
-if orjson is None:  # pragma: no cover - depends on what is installed
-    dumps, loads = dumps_stdlib, json.loads
-else:
-    dumps, loads = dumps_orjson, loads_orjson
+dumps = dumps_stdlib if orjson is None else dumps_orjson

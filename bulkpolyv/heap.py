@@ -11,7 +11,8 @@ bench/efficiency.py measures what it saves.
 Nothing is freed later than it would have been: frozen objects are still freed by their
 reference counts, only cycles among them wait until the phase ends. A process that froze
 objects itself (``gc.get_freeze_count()``) or turned the collector off is left alone, since
-our unfreeze would undo its freeze.
+our unfreeze would undo its freeze. (One that freezes objects *during* a phase, from an
+observer, gets them back at the phase's end: the collector cannot tell whose they were.)
 """
 
 from __future__ import annotations
