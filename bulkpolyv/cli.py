@@ -101,7 +101,10 @@ def schema() -> None:
 
 
 def main() -> None:
-    """``bulkpolyv.cli:main``, as older installs' scripts name it."""
-    from bulkpolyv.entry import main as entry_main
+    """``bulkpolyv.cli:main``, as older installs' scripts name it (and tests call it in
+    their own process: it leaves the process's signal handling as it found it)."""
+    import sys
 
-    entry_main()
+    from bulkpolyv.entry import run
+
+    sys.exit(run())

@@ -35,9 +35,10 @@ def ignore_late_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def main() -> None:
+def run() -> object:
+    """The command, to its exit status (what ``sys.exit`` takes); no traceback for a signal."""
     interrupt_on_signals()
-    # Text from POLYV may hold a lone surrogate ("\ud800" in its JSON): printed as an
+    # Text from POLYV may hold a lone surrogate ("\\ud800" in its JSON): printed as an
     # escape, not a UnicodeEncodeError in the middle of a plan. (stderr already does this.)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -47,10 +48,15 @@ def main() -> None:
         cli.main(prog_name="bulkpolyv")
     except KeyboardInterrupt:  # before a run set up its own handling (imports, a prompt)
         sys.stderr.write("bulkpolyv: interrupted\n")
-        status: object = INTERRUPTED
+        return INTERRUPTED
     except SystemExit as done:  # click always ends this way
-        status = done.code
-    else:  # pragma: no cover - click's standalone mode always exits
-        status = 0
+        return done.code
+    return 0  # pragma: no cover - click's standalone mode always exits
+
+
+def main() -> None:
+    """The ``bulkpolyv`` program: :func:`run`, then exit; signals from then on are ignored
+    (not in :func:`run`, which a test or a caller may run in its own process)."""
+    status = run()
     ignore_late_signals()
     sys.exit(status)

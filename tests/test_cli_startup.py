@@ -109,3 +109,18 @@ def test_a_signal_as_the_finished_command_exits_keeps_its_status_and_prints_noth
                                                                          manifest=manifest)])
     assert done.returncode == 0, (done.returncode, done.stderr)  # was a KeyboardInterrupt
     assert done.stderr == ""  # traceback, "Exception ignored in atexit callback"
+
+
+def test_the_cli_run_in_a_caller_s_process_leaves_its_signals_as_they_were(monkeypatch):
+    # only the program (entry.main) ignores signals once done; a test runner or a caller
+    # that runs the CLI in its own process keeps Ctrl-C and SIGHUP
+    import signal
+
+    from bulkpolyv.cli import main
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGHUP)}
+    monkeypatch.setattr(sys, "argv", ["bulkpolyv", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    assert signal.getsignal(signal.SIGINT) == before[signal.SIGINT]
+    assert signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
