@@ -328,6 +328,7 @@ def test_export_writes_every_callback_and_switch_privately_and_refuses_to_overwr
         assert "stream: https://old.example.com/stream?token=OLDTOKEN-9" in text
         assert "monitoring: N" in text and "A2SECRET" not in text
         listing = out.with_name("live-channels.csv")
+        assert f"wrote {listing} (mode 0600)\n" in first.stdout  # it holds no callback URL
         assert listing.read_text() == ("account,channel_id\na2,201\na2,202\na10,1001\na10,1002\n")
         out.write_text("# edited by hand\n")
         again = invoke(*args)

@@ -99,4 +99,5 @@ def export_command(
     except BulkPolyvError as error:
         fail(str(error))
     for path in written if not output().quiet else ():
-        click.echo(f"wrote {path} (mode 0600: callback URLs may carry tokens)")
+        why = ": callback URLs may carry tokens" if path.suffix in (".yaml", ".yml") else ""
+        click.echo(f"wrote {path} (mode 0600{why})")
