@@ -64,7 +64,8 @@ def plan_file_dict(plan: Plan) -> dict[str, Any]:
 def write_plan_file(path: Path, plan: Plan) -> None:
     """Write the plan file atomically, mode 0600 like a report (it names accounts and
     channels); PrivateFileError (a sentence naming the path) when it cannot be written."""
-    write_private(path, json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(plan_file_dict(plan), indent=2, ensure_ascii=False) + "\n"
+    write_private(path, text, json_text=True)
 
 
 class ReviewedPlan:

@@ -45,18 +45,22 @@ def open_private(path: Path, flags: int) -> int:
     return fd
 
 
-def write_private(path: Path, text: str | Iterable[str]) -> None:
+def write_private(path: Path, text: str | Iterable[str], *, json_text: bool = False) -> None:
     """Write ``text`` (a string, or pieces of one made as they are written) atomically
-    (temp file, fsync, rename), mode 0600."""
+    (temp file, fsync, rename), mode 0600.
+
+    A lone surrogate (POLYV's "\\ud800", read into a nickname or a message) has no UTF-8.
+    In ``json_text`` (JSON written with ``ensure_ascii=False``) it is written as the escape
+    ``\\ud800``, which a JSON reader reads back as the same text; any other file would
+    hold a different value, so it is refused (PrivateFileError) and nothing is written."""
     temp = path.with_name(path.name + ".tmp")
     try:
         fd = open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     except PrivateFileError as error:  # name the file asked for, not its temp file
         raise PrivateFileError(path, OSError(0, error.reason)) from None
     try:
-        # A lone surrogate (POLYV's "\ud800", read into a nickname or a message) has no
-        # UTF-8: it is written as the JSON escape \ud800, which reads back as the same text.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
+        errors = "backslashreplace" if json_text else "strict"
+        with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as handle:
             handle.writelines([text] if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -64,6 +68,10 @@ def write_private(path: Path, text: str | Iterable[str]) -> None:
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise PrivateFileError(path, exc) from None
+    except UnicodeEncodeError:
+        temp.unlink(missing_ok=True)
+        why = "it would hold text that is not valid Unicode (a lone surrogate POLYV returned)"
+        raise PrivateFileError(path, OSError(0, why)) from None
 
 
 def check_writable(path: Path) -> None:

@@ -270,7 +270,7 @@ def tool_version() -> str:
 def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the report atomically (temp file + rename), mode 0600: the run's fields,
     then its items, one per line, made and written one at a time."""
-    write_private(path, _report_text(report))
+    write_private(path, _report_text(report), json_text=True)
 
 
 def _report_text(report: dict[str, Any]) -> Iterator[str]:

@@ -425,9 +425,20 @@ def test_a_lone_surrogate_in_live_state_is_planned_applied_and_reported(world):
         out, err = plan.communicate(timeout=60)
         assert plan.returncode == 2, err  # drift, shown
         assert "bad \\ud800 name" in out and "Traceback" not in err
+        exported = tmp_path / "out" / "live.yaml"
+        export = start(["export", str(manifest), "--api-base", sim.url, "--budget", "memory",
+                        "--out", str(exported)])  # fmt: skip
+        _, export_err = export.communicate(timeout=60)
         applied = start(run_args(sim, manifest, tmp_path))
         _, err = applied.communicate(timeout=60)
         assert applied.returncode == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "completed"
     assert not list(tmp_path.glob("*.tmp"))
+    # YAML escapes it ("\uD800"); reading that back is refused with the file and the line,
+    # so the exported manifest cannot quietly rename the monitor
+    assert export.returncode == 0, export_err
+    assert '"bad \\uD800 name"' in exported.read_text()
+    check = start(["validate", "--no-env", str(exported)])
+    _, err = check.communicate(timeout=60)
+    assert check.returncode == 1 and "invalid Unicode" in err and "Traceback" not in err

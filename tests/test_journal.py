@@ -199,3 +199,15 @@ def test_both_encoders_write_the_same_line():
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == record
     assert "签名错误".encode() in line  # UTF-8 as it is, not \\u escapes
+
+
+def test_a_lone_surrogate_is_a_json_escape_in_json_and_refused_elsewhere(tmp_path):
+    # a report or plan file (JSON) reads back the same text; a CSV would hold another value
+    from bulkpolyv.privatefiles import PrivateFileError, write_private
+
+    report, listing = tmp_path / "r.json", tmp_path / "m.csv"
+    write_private(report, json.dumps({"nickname": "a\ud800b"}, ensure_ascii=False), json_text=True)
+    assert json.loads(report.read_text()) == {"nickname": "a\ud800b"}
+    with pytest.raises(PrivateFileError, match="not valid Unicode"):
+        write_private(listing, "1,2,a\ud800b\n")
+    assert list(tmp_path.iterdir()) == [report]  # no CSV, no temp file left
