@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 
-INTERRUPTED = 130  # = ExitCode.INTERRUPTED (bulkpolyv.exitcodes), without importing it
+from bulkpolyv.exitcodes import ExitCode  # the exit-code table alone: nothing heavy
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -48,7 +48,7 @@ def run() -> object:
         cli.main(prog_name="bulkpolyv")
     except KeyboardInterrupt:  # before a run set up its own handling (imports, a prompt)
         sys.stderr.write("bulkpolyv: interrupted\n")
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     except SystemExit as done:  # click always ends this way
         return done.code
     return 0  # pragma: no cover - click's standalone mode always exits

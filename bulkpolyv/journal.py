@@ -167,9 +167,8 @@ class Journal(RunEvents):
     # Two lines per write: each dict is built once, its time first (no merge into a copy).
 
     def sending(self, op: Operation) -> None:
-        line = {"ts": self._stamp(), "event": "sending", **op.key.to_dict()}
-        line["operation"] = op.kind._value_
-        self._append(line)
+        key = op.key.to_dict()
+        self._append({"ts": self._stamp(), "event": "sending", **key, "operation": op.kind._value_})
 
     def outcome(self, outcome: ItemOutcome) -> None:
         self._append({"ts": self._stamp(), "event": "done", **outcome.to_dict()})

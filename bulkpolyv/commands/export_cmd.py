@@ -99,5 +99,5 @@ def export_command(
     except BulkPolyvError as error:
         fail(str(error))
     for path in written if not output().quiet else ():
-        why = ": callback URLs may carry tokens" if path.suffix in (".yaml", ".yml") else ""
+        why = ": callback URLs may carry tokens" if path == Path(out) else ""  # the manifest
         click.echo(f"wrote {path} (mode 0600{why})")

@@ -19,6 +19,7 @@ import click
 
 from bulkpolyv.options import fail, writable_or_fail
 from bulkpolyv.privatefiles import PrivateFileError
+from bulkpolyv.stopping import STOP_SIGNALS
 
 LIST_SHAPES = {"published": False, "with-enable": True}
 
@@ -198,8 +199,7 @@ def sim_command(**flags: Any) -> None:
 @contextlib.contextmanager
 def signals_ignored() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP ignored while inside (the dump takes milliseconds)."""
-    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
