@@ -107,6 +107,8 @@ class SimProcess:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 # --- worlds ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
     python bench/efficiency.py --checkout DIR      # measure another checkout's code
     python bench/efficiency.py --loop uvloop       # bulkpolyv and the bare loop on uvloop
     python bench/efficiency.py --budget default    # with the host-wide SQLite budget store
+    python bench/efficiency.py --instructions      # client figures counted by callgrind
 
 Every figure is measured in a child process (``wait4`` gives its CPU time and peak RSS), so
 the same script measures any checkout of bulkpolyv, old or new, against the same simulator.
@@ -13,8 +14,16 @@ the same script measures any checkout of bulkpolyv, old or new, against the same
 small one, divided by the difference in requests the simulator counted. That cancels the
 start-up cost (imports, loading the manifest), which is measured on its own. The bare loop
 is the same requests (reads, then writes) from a minimal aiohttp + semaphore client, in a
-child of its own, measured the same way. Each figure is the median of ``--runs`` runs; the
-worst is printed beside it.
+child of its own, measured the same way. The *floor* is that bare loop plus only what
+issue 16 keeps: a timestamped JSON line handed to the kernel before each write and one
+after it, and a sliding-window count per request. It shows how much of the 1.3x goal the
+journal's guarantee alone takes. Each figure is the median of ``--runs`` runs; the worst is
+printed beside it. On a shared host the CPU figures move by 10-15 % from run to run;
+``--instructions`` counts user-space instructions instead (valgrind), which repeat exactly
+but do not see the kernel's share (the journal's writes, the sockets).
+
+Start-up is measured with the checkout's bytecode compiled once beforehand, as an installed
+copy has it (pip compiles at install time).
 """
 
 from __future__ import annotations
@@ -22,11 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,29 +81,36 @@ except ImportError:
 run(main())
 """
 
-BARE_CHILD = """
-import asyncio, json, os, sys
+# The bare loop: the same requests from a minimal aiohttp + semaphore client. FLOOR_HOOKS
+# turn it into the floor: the bare loop plus only what issue 16 keeps from bulkpolyv, a
+# timestamped JSON ``sending`` line handed to the kernel (os.write) before each write, a
+# ``done`` line after it, and a sliding-window count per request. No fsync, retries,
+# circuits, cool-down, shared budget store, outcome records or report.
+BARE_TEMPLATE = """
+import asyncio, json, os, sys, time
 import aiohttp
 from bulkpolyv.manifest import load_manifest
 from bulkpolyv.signing import signed_params
 manifest_path, api_base, env = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-
+{setup}
 async def main():
     (account,) = load_manifest(manifest_path, env=env).accounts
     semaphore = asyncio.Semaphore(64)
     async def call(session, method, path, params, body=None):
         async with semaphore:
+            {before_send}
             query = signed_params(params, app_id=account.app_id, app_secret=account.app_secret)
             async with session.request(method, api_base + path, params=query, json=body) as r:
                 payload = await r.json(content_type=None)
                 if payload.get("code") != 200:
                     raise RuntimeError(payload)
+            {after_answer}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as s:
         await asyncio.gather(*(call(s, "GET", "/live/v4/seminar/monitor/list",
-                                    {"channelId": c.channel_id}) for c in account.channels))
+                                    {{"channelId": c.channel_id}}) for c in account.channels))
         await asyncio.gather(*(call(s, "POST", "/live/v4/seminar/monitor/update",
-                                    {"channelId": c.channel_id},
-                                    {"id": m.id, "nickname": m.nickname})
+                                    {{"channelId": c.channel_id}},
+                                    {{"id": m.id, "nickname": m.nickname}})
                                for c in account.channels for m in c.monitors))
 
 if os.environ.get("BULKPOLYV_LOOP") == "uvloop":  # like for like with bulkpolyv's loop
@@ -101,6 +119,43 @@ if os.environ.get("BULKPOLYV_LOOP") == "uvloop":  # like for like with bulkpolyv
 else:
     asyncio.run(main())
 """
+FLOOR_HOOKS = {
+    "setup": """
+import collections, datetime as dt
+try:  # the cheapest line bulkpolyv could write: orjson when installed, as it does
+    import orjson
+    def encode(record):
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+except ImportError:
+    _encoder = json.JSONEncoder(separators=(",", ":"))
+    def encode(record):
+        return (_encoder.encode(record) + "\\n").encode()
+JOURNAL = os.open(sys.argv[4], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+WINDOW = collections.deque()
+SECOND = [None, ""]
+def line(**fields):
+    second, millis = divmod(int(time.time() * 1000), 1000)
+    if second != SECOND[0]:  # the date and time to the second, formatted once a second
+        SECOND[:] = second, dt.datetime.fromtimestamp(second, dt.UTC).isoformat()[:19]
+    os.write(JOURNAL, encode({"ts": f"{SECOND[1]}.{millis:03d}+00:00", **fields}))
+""",
+    "before_send": """now = time.monotonic()
+            while WINDOW and WINDOW[0] <= now - 10:
+                WINDOW.popleft()
+            if len(WINDOW) >= 1_000_000:
+                raise RuntimeError("over the window")
+            WINDOW.append(now)
+            if body:
+                key = {"account": "bench", "channel_id": params["channelId"],
+                       "monitor_id": body["id"], "setting": None}
+                line(event="sending", **key, operation="update_monitor")""",
+    "after_answer": """if body:
+                line(event="done", **key, operation="update_monitor", status="changed",
+                     attempts=1, duration=round(time.monotonic() - now, 3),
+                     request_id=payload.get("requestId"), http_status=r.status)""",
+}
+BARE_CHILD = BARE_TEMPLATE.format(setup="", before_send="", after_answer="")
+FLOOR_CHILD = BARE_TEMPLATE.format(**FLOOR_HOOKS)
 
 
 @dataclass
@@ -111,9 +166,17 @@ class Child:
     output: str
 
 
-def run_child_rusage(args: list[str], checkout: Path, *, check: bool = True) -> Child:
-    """Run a child, reaped with wait4 to read its own CPU time and peak RSS."""
+def run_child_rusage(
+    args: list[str], checkout: Path, *, check: bool = True, bytecode: Path | None = None
+) -> Child:
+    """Run a child, reaped with wait4 to read its own CPU time and peak RSS. With
+    ``bytecode``, the checkout's compiled modules are kept there, as an installed copy has
+    them (pip compiles at install; a checkout on PYTHONPATH with PYTHONDONTWRITEBYTECODE
+    set would compile every module at every start)."""
     env = {**os.environ, "PYTHONPATH": str(checkout), **ENV}
+    if bytecode is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(args, cwd=checkout, env=env, stdout=out, stderr=err, text=True)
@@ -127,58 +190,82 @@ def run_child_rusage(args: list[str], checkout: Path, *, check: bool = True) -> 
         return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read())
 
 
-# --- the simulator and the worlds -----------------------------------------------------------
-
-
 # --- the figures ----------------------------------------------------------------------------
 
 
-def cpu_per_request(
-    sim: SimProcess, worlds: list[tuple[Path, dict]], checkout: Path, bare: bool, scratch: Path
+# What each client figure runs: bulkpolyv's apply, the bare loop, and the floor.
+CLIENTS = ("bulkpolyv", "bare loop", "floor")
+
+
+def client_args(client: str, manifest: Path, sim: SimProcess, scratch: Path) -> list[str]:
+    journal = str(scratch / f"journal-{time.monotonic_ns()}.jsonl")
+    env = json.dumps(ENV)
+    if client == "bulkpolyv":
+        return [sys.executable, "-c", APPLY_CHILD, str(manifest), sim.url, journal, env]
+    code = BARE_CHILD if client == "bare loop" else FLOOR_CHILD
+    return [sys.executable, "-c", code, str(manifest), sim.url, env, journal]
+
+
+def per_request(
+    sim: SimProcess,
+    worlds: list[tuple[Path, dict]],
+    client: str,
+    scratch: Path,
+    measure: Callable[[list[str]], float],
 ) -> float:
-    """CPU seconds per 1,000 requests: the slope between the small and the large world."""
+    """``measure`` per request: the slope between the small and the large world, which
+    cancels the start-up cost (imports, loading the manifest)."""
     points = []
     for manifest, state in worlds:
         sim.prepare(state)
-        if bare:
-            args = [sys.executable, "-c", BARE_CHILD, str(manifest), sim.url, json.dumps(ENV)]
-        else:
-            journal = scratch / f"journal-{time.monotonic_ns()}.jsonl"
-            args = [
-                sys.executable,
-                "-c",
-                APPLY_CHILD,
-                str(manifest),
-                sim.url,
-                str(journal),
-                json.dumps(ENV),
-            ]
-        child = run_child_rusage(args, checkout)
-        points.append((sim.stats()["requests"], child.cpu))
-    (small_requests, small_cpu), (large_requests, large_cpu) = points
-    return 1000 * (large_cpu - small_cpu) / (large_requests - small_requests)
+        cost = measure(client_args(client, manifest, sim, scratch))
+        points.append((sim.stats()["requests"], cost))
+    (small_requests, small_cost), (large_requests, large_cost) = points
+    return (large_cost - small_cost) / (large_requests - small_requests)
 
 
-def validate_point(manifest: Path, checkout: Path) -> Child:
-    return run_child_rusage(
-        [sys.executable, "-m", "bulkpolyv", "validate", str(manifest)], checkout
-    )
+def cpu_seconds(checkout: Path) -> Callable[[list[str]], float]:
+    return lambda args: run_child_rusage(args, checkout).cpu
+
+
+def instructions(checkout: Path) -> Callable[[list[str]], float]:
+    """The child's user-space instructions, counted by callgrind: the same count on every
+    run whatever else the host does (but blind to the kernel's share: the journal's
+    os.write, the sockets)."""
+
+    def count(args: list[str]) -> float:
+        out = tempfile.mktemp(prefix="callgrind-")
+        env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0", **ENV}
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args],
+            cwd=checkout, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        Path(out).unlink(missing_ok=True)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise RuntimeError(f"{args[:3]} under callgrind failed: {done.stderr[-2000:]}")
+        return float(found.group(1))
+
+    return count
+
+
+def validate_point(manifest: Path, checkout: Path, bytecode: Path | None = None) -> Child:
+    args = [sys.executable, "-m", "bulkpolyv", "validate", str(manifest)]
+    return run_child_rusage(args, checkout, bytecode=bytecode)
 
 
 def apply_point(
     sim: SimProcess, manifest: Path, state: dict, checkout: Path, scratch: Path
 ) -> Child:
     sim.prepare(state)
-    journal = scratch / f"journal-{time.monotonic_ns()}.jsonl"
-    return run_child_rusage(
-        [sys.executable, "-c", APPLY_CHILD, str(manifest), sim.url, str(journal), json.dumps(ENV)],
-        checkout,
+    return run_child_rusage(client_args("bulkpolyv", manifest, sim, scratch), checkout)
+
+
+def startup(checkout: Path, small: Path, bytecode: Path) -> tuple[Child, Child]:
+    helps = run_child_rusage(
+        [sys.executable, "-m", "bulkpolyv", "--help"], checkout, bytecode=bytecode
     )
-
-
-def startup(checkout: Path, small: Path) -> tuple[Child, Child]:
-    helps = run_child_rusage([sys.executable, "-m", "bulkpolyv", "--help"], checkout)
-    return helps, validate_point(small, checkout)
+    return helps, validate_point(small, checkout, bytecode)
 
 
 def median_worst(values: list[float], higher_is_worse: bool = True) -> str:
@@ -186,7 +273,7 @@ def median_worst(values: list[float], higher_is_worse: bool = True) -> str:
     return f"{statistics.median(values):.3f} (worst {worst:.3f}, n={len(values)})"
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -204,6 +291,12 @@ def main() -> int:
         help="leave out figures (apply: the rows' plan+apply, keeping their validate)",
     )
     parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="the client figures in user-space instructions per request (valgrind's "
+        "callgrind, small worlds, one run: the count repeats), instead of CPU seconds",
+    )
+    parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
         default="asyncio",
@@ -215,7 +308,40 @@ def main() -> int:
         help="bulkpolyv's budget store: memory (default here: the loop's own cost), default "
         "(the host-wide SQLite store a run uses), or a spec such as sqlite:///path",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def client_figures(args: argparse.Namespace, sim: SimProcess, scratch: Path) -> dict:
+    """Per request, for each client: CPU seconds per 1,000, or instructions per request."""
+    checkout = args.checkout.resolve()
+    if args.instructions:
+        sizes, unit, scale = (200, 1_000), "instructions / request", 1
+        measure, runs = instructions(checkout), 1
+    else:
+        sizes, unit, scale = (2_000, 20_000), "CPU s / 1,000 requests", 1000
+        measure, runs = cpu_seconds(checkout), args.runs
+    worlds = [make_world(scratch / f"w{n}", n, PER_CHANNEL) for n in sizes]
+    figures: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for client in CLIENTS:
+            cost = scale * per_request(sim, worlds, client, scratch, measure)
+            figures.setdefault(f"client {unit}: {client}", []).append(cost)
+    return figures
+
+
+def print_ratios(figures: dict[str, list[float]], width: int) -> None:
+    """The goal is a ratio: each run's own, then their median."""
+    names = {client: name for name in figures for client in CLIENTS if name.endswith(client)}
+    if len(names) < len(CLIENTS):
+        return
+    bare = figures[names["bare loop"]]
+    for client, goal in (("bulkpolyv", "  (goal <= 1.3)"), ("floor", "")):
+        ratios = [a / b for a, b in zip(figures[names[client]], bare, strict=True)]
+        print(f"{f'{client} / bare loop, per run'.ljust(width)}  {median_worst(ratios)}{goal}")
+
+
+def main() -> int:
+    args = parse_args()
     os.environ["BULKPOLYV_LOOP"] = args.loop
     os.environ["EFFICIENCY_BUDGET"] = args.budget
     checkout = args.checkout.resolve()
@@ -223,54 +349,46 @@ def main() -> int:
     figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bulkpolyv-eff-") as tmp:
         scratch = Path(tmp)
-        worlds = [
-            make_world(scratch / "w2k", 2_000, PER_CHANNEL),
-            make_world(scratch / "w20k", 20_000, PER_CHANNEL),
-        ]
-        big = make_world(scratch / f"w{args.rows}", args.rows, PER_CHANNEL)
-        small, _ = make_world(scratch / "w10", 10, PER_CHANNEL)
         try:
-            for _ in range(args.runs):
-                if "cpu" not in args.skip:
-                    figures.setdefault("client CPU s / 1,000 requests: bulkpolyv", []).append(
-                        cpu_per_request(sim, worlds, checkout, False, scratch)
-                    )
-                    figures.setdefault("client CPU s / 1,000 requests: bare loop", []).append(
-                        cpu_per_request(sim, worlds, checkout, True, scratch)
-                    )
-                if "startup" not in args.skip:
-                    helps, validate = startup(checkout, small)
+            if "cpu" not in args.skip:
+                figures.update(client_figures(args, sim, scratch))
+            if "startup" not in args.skip:
+                small, _ = make_world(scratch / "w10", 10, PER_CHANNEL)
+                startup(checkout, small, scratch / "bytecode")  # compiles, as pip would
+                for _ in range(args.runs):
+                    helps, validate = startup(checkout, small, scratch / "bytecode")
                     # CPU beside wall: on a busy host the wall time is mostly waiting
                     figures.setdefault("bulkpolyv --help wall s", []).append(helps.wall)
                     figures.setdefault("bulkpolyv --help CPU s", []).append(helps.cpu)
                     figures.setdefault("validate (10 rows) wall s", []).append(validate.wall)
                     figures.setdefault("validate (10 rows) CPU s", []).append(validate.cpu)
-            for _ in range(args.runs if "rows" not in args.skip else 0):
-                v = validate_point(big[0], checkout)
-                figures.setdefault(f"validate {args.rows:,} rows: wall s", []).append(v.wall)
-                figures.setdefault(f"validate {args.rows:,} rows: peak RSS MB", []).append(
-                    v.peak_mb
-                )
-                if "apply" in args.skip:  # the rows' validate point only
-                    continue
-                a = apply_point(sim, big[0], big[1], checkout, scratch)
-                figures.setdefault(f"plan+apply {args.rows:,} rows: wall s", []).append(a.wall)
-                figures.setdefault(f"plan+apply {args.rows:,} rows: peak RSS MB", []).append(
-                    a.peak_mb
-                )
+            if "rows" not in args.skip:
+                figures.update(row_figures(args, sim, scratch))
         finally:
             sim.close()
     print(f"checkout: {checkout}  loop: {args.loop}  budget: {args.budget}")
     width = max(len(name) for name in figures)
     for name, values in figures.items():
         print(f"{name.ljust(width)}  {median_worst(values)}")
-    ours = figures.get("client CPU s / 1,000 requests: bulkpolyv")
-    bare = figures.get("client CPU s / 1,000 requests: bare loop")
-    if ours and bare:  # the goal is a ratio: each run's own, then their median
-        ratios = [a / b for a, b in zip(ours, bare, strict=True)]
-        print(f"{'bulkpolyv / bare loop, per run'.ljust(width)}  {median_worst(ratios)}"
-              "  (goal <= 1.3)")  # fmt: skip
+    print_ratios(figures, width)
     return 0
+
+
+def row_figures(args: argparse.Namespace, sim: SimProcess, scratch: Path) -> dict:
+    """validate and plan+apply of ``--rows`` monitor rows: wall time and peak RSS."""
+    checkout = args.checkout.resolve()
+    manifest, state = make_world(scratch / f"w{args.rows}", args.rows, PER_CHANNEL)
+    figures: dict[str, list[float]] = {}
+    for _ in range(args.runs):
+        v = validate_point(manifest, checkout)
+        figures.setdefault(f"validate {args.rows:,} rows: wall s", []).append(v.wall)
+        figures.setdefault(f"validate {args.rows:,} rows: peak RSS MB", []).append(v.peak_mb)
+        if "apply" in args.skip:  # the rows' validate point only
+            continue
+        a = apply_point(sim, manifest, state, checkout, scratch)
+        figures.setdefault(f"plan+apply {args.rows:,} rows: wall s", []).append(a.wall)
+        figures.setdefault(f"plan+apply {args.rows:,} rows: peak RSS MB", []).append(a.peak_mb)
+    return figures
 
 
 if __name__ == "__main__":
