@@ -27,6 +27,7 @@ from bulkpolyv.concurrency import AutoConcurrency
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import FanOut, RunEvents
 from bulkpolyv.executor import Executor
+from bulkpolyv.heap import long_lived
 from bulkpolyv.journal import Journal, prune_journals, retention_days
 from bulkpolyv.manifest.model import Limits, Manifest
 from bulkpolyv.operations import reads_for
@@ -212,7 +213,8 @@ async def read_plan(
     stop = runtime.stop
     if stop.is_set() and stop.kind is not StopKind.INTERRUPTED:
         raise RunStopped(stop.reason or "stopped")  # unreachable, or the budget failed
-    return make_plan(manifest, live)
+    with long_lived():  # the manifest and the live state: a full collection walked them all
+        return make_plan(manifest, live)
 
 
 # --- apply --------------------------------------------------------------------------------
