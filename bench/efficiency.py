@@ -22,8 +22,11 @@ printed beside it. On a shared host the CPU figures move by 10-15 % from run to 
 ``--instructions`` counts user-space instructions instead (valgrind), which repeat exactly
 but do not see the kernel's share (the journal's writes, the sockets).
 
-Start-up is measured with the checkout's bytecode compiled once beforehand, as an installed
-copy has it (pip compiles at install time).
+Start-up is measured as a user meets it: the checkout installed (``pip install --target``,
+which compiles its bytecode) for a scratch interpreter that sees the benchmark's own
+packages, not the checkout on PYTHONPATH (compiled at every start when
+PYTHONDONTWRITEBYTECODE is set) nor an editable install (whose finder costs 50 M
+instructions at every start).
 """
 
 from __future__ import annotations
@@ -167,19 +170,21 @@ class Child:
 
 
 def run_child_rusage(
-    args: list[str], checkout: Path, *, check: bool = True, bytecode: Path | None = None
+    args: list[str], checkout: Path, *, check: bool = True, on_path: bool = True
 ) -> Child:
-    """Run a child, reaped with wait4 to read its own CPU time and peak RSS. With
-    ``bytecode``, the checkout's compiled modules are kept there, as an installed copy has
-    them (pip compiles at install; a checkout on PYTHONPATH with PYTHONDONTWRITEBYTECODE
-    set would compile every module at every start)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout), **ENV}
-    if bytecode is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(bytecode)
+    """Run a child, reaped with wait4 to read its own CPU time and peak RSS; with
+    ``on_path``, the checkout's source tree is first on its PYTHONPATH (and its working
+    directory: without, it runs beside its interpreter, where no bulkpolyv shadows the
+    one installed)."""
+    env = {**os.environ, **ENV}
+    cwd = checkout
+    if on_path:
+        env["PYTHONPATH"] = str(checkout)
+    else:
+        cwd = Path(args[0]).parent
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(args, cwd=checkout, env=env, stdout=out, stderr=err, text=True)
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -228,17 +233,20 @@ def cpu_seconds(checkout: Path) -> Callable[[list[str]], float]:
     return lambda args: run_child_rusage(args, checkout).cpu
 
 
-def instructions(checkout: Path) -> Callable[[list[str]], float]:
+def instructions(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]], float]:
     """The child's user-space instructions, counted by callgrind: the same count on every
     run whatever else the host does (but blind to the kernel's share: the journal's
-    os.write, the sockets)."""
+    os.write, the sockets). ``on_path`` as for :func:`run_child_rusage`."""
 
     def count(args: list[str]) -> float:
         out = tempfile.mktemp(prefix="callgrind-")
-        env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONHASHSEED": "0", **ENV}
+        env = {**os.environ, "PYTHONHASHSEED": "0", **ENV}
+        if on_path:
+            env["PYTHONPATH"] = str(checkout)
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args],
-            cwd=checkout, env=env, capture_output=True, text=True,
+            cwd=checkout if on_path else Path(args[0]).parent,
+            env=env, capture_output=True, text=True,
         )  # fmt: skip
         Path(out).unlink(missing_ok=True)
         found = re.search(r"Collected : (\d+)", done.stderr)
@@ -249,9 +257,10 @@ def instructions(checkout: Path) -> Callable[[list[str]], float]:
     return count
 
 
-def validate_point(manifest: Path, checkout: Path, bytecode: Path | None = None) -> Child:
-    args = [sys.executable, "-m", "bulkpolyv", "validate", str(manifest)]
-    return run_child_rusage(args, checkout, bytecode=bytecode)
+def validate_point(manifest: Path, checkout: Path, python: str = sys.executable) -> Child:
+    """``validate``, from the checkout's tree, or by ``python`` that has it installed."""
+    args = [python, "-m", "bulkpolyv", "validate", str(manifest)]
+    return run_child_rusage(args, checkout, on_path=python == sys.executable)
 
 
 def apply_point(
@@ -261,11 +270,27 @@ def apply_point(
     return run_child_rusage(client_args("bulkpolyv", manifest, sim, scratch), checkout)
 
 
-def startup(checkout: Path, small: Path, bytecode: Path) -> tuple[Child, Child]:
-    helps = run_child_rusage(
-        [sys.executable, "-m", "bulkpolyv", "--help"], checkout, bytecode=bytecode
-    )
-    return helps, validate_point(small, checkout, bytecode)
+def installed(checkout: Path, scratch: Path) -> str:
+    """A python that has the checkout installed as pip installs it (compiled, no editable
+    finder) and sees this interpreter's packages (aiohttp, pydantic...): its path."""
+    target, venv = scratch / "installed", scratch / "venv"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    subprocess.run([*pip, str(checkout)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    # Plain directories in a .pth file: on the path, without their own .pth files.
+    paths = [str(target), *(p for p in sys.path if p.endswith("site-packages"))]
+    (Path(purelib) / "bench-packages.pth").write_text("\n".join(paths) + "\n")
+    return python
+
+
+def startup(checkout: Path, small: Path, python: str) -> tuple[Child, Child]:
+    helps = run_child_rusage([python, "-m", "bulkpolyv", "--help"], checkout, on_path=False)
+    return helps, validate_point(small, checkout, python)
 
 
 def median_worst(values: list[float], higher_is_worse: bool = True) -> str:
@@ -354,14 +379,23 @@ def main() -> int:
                 figures.update(client_figures(args, sim, scratch))
             if "startup" not in args.skip:
                 small, _ = make_world(scratch / "w10", 10, PER_CHANNEL)
-                startup(checkout, small, scratch / "bytecode")  # compiles, as pip would
+                python = installed(checkout, scratch)
                 for _ in range(args.runs):
-                    helps, validate = startup(checkout, small, scratch / "bytecode")
+                    helps, validate = startup(checkout, small, python)
                     # CPU beside wall: on a busy host the wall time is mostly waiting
                     figures.setdefault("bulkpolyv --help wall s", []).append(helps.wall)
                     figures.setdefault("bulkpolyv --help CPU s", []).append(helps.cpu)
                     figures.setdefault("validate (10 rows) wall s", []).append(validate.wall)
                     figures.setdefault("validate (10 rows) CPU s", []).append(validate.cpu)
+                if args.instructions:  # the start-up's count, which the host's speed does not move
+                    count = instructions(checkout, on_path=False)
+                    for name, command in (
+                        ("--help", ["--help"]),
+                        ("validate (10 rows)", ["validate", str(small)]),
+                    ):
+                        figures[f"{name} instructions"] = [
+                            count([python, "-m", "bulkpolyv", *command])
+                        ]
             if "rows" not in args.skip:
                 figures.update(row_figures(args, sim, scratch))
         finally:
