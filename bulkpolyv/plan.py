@@ -245,7 +245,7 @@ class Plan:
         (the whole plan as one JSON text was a run's peak of memory, 1.2 kB per
         operation). Each operation is hashed as a flat row of the same facts, not as its
         dict: this runs once per planned item, and the dicts were half its cost. Its
-        counts and ``destructive`` follow from the rest."""
+        counts follow from the rest."""
         header = {
             "format_version": PLAN_FORMAT_VERSION,
             "manifest": self.manifest,
@@ -266,7 +266,7 @@ def _checksum_row(op: Operation) -> list[Any]:
     key, source = op.key, op.source
     changes = [[c.field, *c.shown(), c.before_known] for c in op.changes]
     return [op.kind._value_, key.account, key.channel_id, key.monitor_id, key.setting,
-            source.file, source.line, source.column, changes]  # fmt: skip
+            source.file, source.line, source.column, changes, op.destructive]  # fmt: skip
 
 
 # --- comparing ------------------------------------------------------------------------------

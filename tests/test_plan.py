@@ -2,10 +2,13 @@
 
 from bulkpolyv.manifest.model import DesiredChannel
 from bulkpolyv.plan import (
+    FieldChange,
     ItemKey,
     LiveState,
+    Operation,
     OpKind,
     ReadKind,
+    assemble_plan,
     make_plan,
     normalise_url,
     redact_url,
@@ -156,3 +159,16 @@ def test_the_checksum_tells_apart_plans_that_differ_anywhere():
     assert plan_of(late).checksum() != base  # an operation in the third slice
     assert plan_of(names, live_nickname="n1").checksum() != base  # one item unchanged
     assert plan_of(names, missing=True).checksum() != base  # a problem instead of an op
+
+
+def test_the_checksum_tells_apart_operations_whose_to_dict_differs_only_in_destructive():
+    # (make_plan never writes before_known=False with a known before; a reviewed plan
+    # file could hold anything, and the checksum must follow what to_dict shows)
+    def plan_with(before):
+        change = FieldChange("enable", before, "N", before_known=False)
+        op = Operation(OpKind.UPDATE_MONITOR, ItemKey("east", 10, 1), (change,), HERE)
+        return assemble_plan(manifest(account(manages=False)), [op])
+
+    unknown, already_off = plan_with(None), plan_with("N")
+    assert unknown.to_dict() != already_off.to_dict()
+    assert unknown.checksum() != already_off.checksum()
