@@ -51,9 +51,13 @@ class SimProcess:
             text=True,
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError(f"the simulator did not start: {line!r}")
+        try:
+            line = self.process.stdout.readline()
+            if "listening on" not in line:
+                raise RuntimeError(f"the simulator did not start: {line!r}")
+        except BaseException:  # interrupted while it starts: it does not outlive us
+            self.close()
+            raise
         self.url = line.rsplit(" ", 1)[-1].strip()
 
     def admin(self, method: str, path: str, payload: Any = None) -> Any:

@@ -35,6 +35,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -185,7 +187,12 @@ def run_child_rusage(
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # the bench is interrupted: no child outlives it
+            process.kill()
+            process.wait()
+            raise
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -239,16 +246,14 @@ def instructions(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]
     os.write, the sockets). ``on_path`` as for :func:`run_child_rusage`."""
 
     def count(args: list[str]) -> float:
-        out = tempfile.mktemp(prefix="callgrind-")
         env = {**os.environ, "PYTHONHASHSEED": "0", **ENV}
         if on_path:
             env["PYTHONPATH"] = str(checkout)
         done = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args],
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *args],
             cwd=checkout if on_path else Path(args[0]).parent,
             env=env, capture_output=True, text=True,
         )  # fmt: skip
-        Path(out).unlink(missing_ok=True)
         found = re.search(r"Collected : (\d+)", done.stderr)
         if done.returncode != 0 or found is None:
             raise RuntimeError(f"{args[:3]} under callgrind failed: {done.stderr[-2000:]}")
@@ -272,10 +277,16 @@ def apply_point(
 
 def installed(checkout: Path, scratch: Path) -> str:
     """A python that has the checkout installed as pip installs it (compiled, no editable
-    finder) and sees this interpreter's packages (aiohttp, pydantic...): its path."""
-    target, venv = scratch / "installed", scratch / "venv"
+    finder) and sees this interpreter's packages (aiohttp, pydantic...): its path. pip
+    builds from a copy: a build in place would write into the checkout, and a stale
+    ``build/`` there would be installed with it."""
+    source, target, venv = scratch / "source", scratch / "installed", scratch / "venv"
+    junk = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__")
+    shutil.copytree(checkout, source, ignore=junk)
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
-    subprocess.run([*pip, str(checkout)], check=True, capture_output=True)
+    done = subprocess.run([*pip, str(source)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"cannot install {checkout} to time its start-up:\n{done.stderr[-2000:]}")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     purelib = subprocess.run(
@@ -370,11 +381,16 @@ def main() -> int:
     os.environ["BULKPOLYV_LOOP"] = args.loop
     os.environ["EFFICIENCY_BUDGET"] = args.budget
     checkout = args.checkout.resolve()
-    sim = SimProcess()
+    if not (checkout / "bulkpolyv").is_dir():
+        raise SystemExit(f"--checkout {args.checkout}: not a bulkpolyv source tree")
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # clean up as after Ctrl-C
+        signal.signal(signum, lambda signum, _frame: sys.exit(128 + signum))
+    sim: SimProcess | None = None
     figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bulkpolyv-eff-") as tmp:
         scratch = Path(tmp)
         try:
+            sim = SimProcess()
             if "cpu" not in args.skip:
                 figures.update(client_figures(args, sim, scratch))
             if "startup" not in args.skip:
@@ -399,7 +415,8 @@ def main() -> int:
             if "rows" not in args.skip:
                 figures.update(row_figures(args, sim, scratch))
         finally:
-            sim.close()
+            if sim is not None:
+                sim.close()
     print(f"checkout: {checkout}  loop: {args.loop}  budget: {args.budget}")
     width = max(len(name) for name in figures)
     for name, values in figures.items():
