@@ -83,6 +83,12 @@ def validate(manifests: tuple[str, ...], no_env: bool) -> None:
             manifest = load_manifest(path, resolve_env=not no_env)
         except ManifestError as error:
             click.echo(str(error), err=True)
+            if error.only_environment:  # the file itself may be fine
+                click.echo(
+                    "(only environment variables are missing: `validate --no-env` checks the "
+                    "file without them)",
+                    err=True,
+                )
             bad = True
             continue
         if not output().quiet:

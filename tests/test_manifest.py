@@ -172,8 +172,21 @@ def test_validate_command_exit_codes_and_summary(monkeypatch):
 def test_validate_no_env_needs_no_environment(monkeypatch):
     for name in EXAMPLE_ENV:
         monkeypatch.delenv(name, raising=False)
-    assert CliRunner().invoke(cli, ["validate", str(EXAMPLE)]).exit_code == 1
+    missing = CliRunner().invoke(cli, ["validate", str(EXAMPLE)])
+    assert missing.exit_code == 1 and "is not set" in missing.stderr
+    # only variables are missing: the way to check the file alone is named
+    assert "`validate --no-env` checks the file without them" in missing.stderr
     assert CliRunner().invoke(cli, ["validate", "--no-env", str(EXAMPLE)]).exit_code == 0
+
+
+def test_validate_names_no_env_only_when_nothing_but_variables_is_wrong(monkeypatch, tmp_path):
+    for name in EXAMPLE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("version: 1", "version: 2"))
+    result = CliRunner().invoke(cli, ["validate", str(broken)])
+    assert result.exit_code == 1 and "is not set" in result.stderr and "version" in result.stderr
+    assert "--no-env" not in result.stderr
 
 
 def test_schema_command_prints_json_schema():

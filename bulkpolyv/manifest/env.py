@@ -40,12 +40,12 @@ class References:
             value = self.env.get(name)
             if value is None:
                 self.problems.append(
-                    Problem(where, shown, f"environment variable {name} is not set")
+                    Problem(where, shown, f"environment variable {name} is not set", True)
                 )
             elif value == "":
                 # An empty secret or id is a mistake in the environment, not a value.
                 self.problems.append(
-                    Problem(where, shown, f"environment variable {name} is set but empty")
+                    Problem(where, shown, f"environment variable {name} is set but empty", True)
                 )
             else:
                 return value

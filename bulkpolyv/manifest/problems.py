@@ -28,6 +28,8 @@ class Problem:
     location: Location
     path: str
     message: str
+    # A ${VAR} that is not set (or empty): the environment's mistake, not the file's.
+    environment: bool = False
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -46,6 +48,7 @@ class ManifestError(BulkPolyvError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: (p.location, p.path, p.message))
+        self.only_environment = all(problem.environment for problem in self.problems)
         count = len(self.problems)
         lines = [str(problem) for problem in self.problems]
         super().__init__(
