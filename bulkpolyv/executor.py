@@ -333,13 +333,13 @@ def log_outcome(outcome: ItemOutcome, *, after_stop: bool = False) -> None:
     key = outcome.key
     log.log(
         level,
-        "apply: item=%s status=%s attempts=%d code=%s requestId=%s %s",
+        "apply: item=%s status=%s attempts=%d code=%s requestId=%s%s",
         key,
         outcome.status.value,
         outcome.attempts,
         outcome.polyv_code,
         outcome.request_id,
-        outcome.message,
+        f" {outcome.message}" if outcome.message else "",
         extra={
             "event": "outcome",
             "account": key.account,

@@ -139,3 +139,18 @@ def test_json_log_lines_have_iso_utc_time_and_structured_fields():
         "polyv_code": 10002,
     }
     assert iso_utc(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_an_outcome_s_log_line_ends_with_its_message_or_its_request_id(caplog):
+    from bulkpolyv.executor import log_outcome
+    from bulkpolyv.items import ItemKey
+    from bulkpolyv.report import ItemOutcome, Status
+
+    caplog.set_level(logging.DEBUG, logger="bulkpolyv")
+    key = ItemKey("east", 7, 1)
+    log_outcome(ItemOutcome(key, Status.CHANGED, attempts=1, request_id="r-1"))
+    log_outcome(ItemOutcome(key, Status.FAILED, attempts=5, message="timed out"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "apply: item=east/7 monitor 1 status=changed attempts=1 code=None requestId=r-1",
+        "apply: item=east/7 monitor 1 status=failed attempts=5 code=None requestId=None timed out",
+    ]
