@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -102,12 +104,16 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
 def next_steps(manifest: str, state_out: Path | None, seed: int) -> str:
     state = state_out or "demo-state.json"
     dump = "" if state_out else f"bulkpolyv demo --state-out {state}   # write the seeded state\n  "
+    # Installed in a venv and run by its path (the README's quick start): not on PATH yet.
+    activate = ""
+    if shutil.which("bulkpolyv") is None:
+        activate = f". {Path(sys.prefix) / 'bin' / 'activate'}   # bulkpolyv on your PATH\n  "
     return (
         "\nWhat to try next:\n"
         "  In a plan: ~ a value to change, - a callback to switch off, ? a value written but\n"
         "  not readable back (cannot be verified), ! an item that cannot be planned.\n"
         f"  The same against a simulator you start yourself:\n"
-        f"  {dump}"
+        f"  {activate}{dump}"
         f"bulkpolyv sim --state {state} --latency 0.005-0.04 --error-rate 0.03 --seed {seed} &\n"
         '  eval "$(bulkpolyv demo --env)"   # the demo manifest\'s ${VAR}s\n'
         f"  bulkpolyv plan {manifest} --api-base http://127.0.0.1:8790\n"

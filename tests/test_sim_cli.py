@@ -214,3 +214,21 @@ def test_a_dump_that_cannot_be_written_at_exit_is_a_sentence_and_exit_1(tmp_path
         f"bulkpolyv: cannot write {tmp_path / 'gone' / 'd.json'}: Not a directory; "
         "the simulator's state was not saved\n"
     )
+
+
+def test_the_demo_s_next_steps_say_how_to_put_bulkpolyv_on_the_path_when_it_is_not(
+    monkeypatch,
+):
+    # The README's quick start runs .venv/bin/bulkpolyv: the next steps' bare `bulkpolyv`
+    # would be "command not found" until the venv is activated.
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from bulkpolyv.demo import next_steps
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    activate = f". {Path(sys.prefix) / 'bin' / 'activate'}"
+    assert activate in next_steps("manifests/demo.yaml", None, 7)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
+    assert "activate" not in next_steps("manifests/demo.yaml", None, 7)
