@@ -447,3 +447,15 @@ def test_csv_rows_checked_in_chunks_keep_their_lines_and_cross_checks(monkeypatc
         (4003, "4"),
         (4004, "5"),
     ]
+
+
+def test_a_channels_file_that_cannot_be_read_is_named_where_the_manifest_names_it(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\naccounts:\n  - name: east\n    user_id: u1\n    app_id: a1\n"
+        "    app_secret: ${SECRET}\n    channels_file: missing.csv\n"
+    )
+    assert problems(manifest, env={"SECRET": "s"}) == [
+        f"{manifest}:7:20: accounts[0].channels_file: cannot read {tmp_path / 'missing.csv'}: "
+        "No such file or directory"
+    ]

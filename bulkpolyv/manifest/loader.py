@@ -105,13 +105,17 @@ class _Loader:
             raise ManifestError(self.problems)
         return data
 
-    def _read_text(self, path: FsPath) -> str | None:
+    def _read_text(self, path: FsPath, named_at: Path | None = None) -> str | None:
+        """The file's text, or None with a problem: for a file the manifest names (a CSV at
+        ``named_at``), the problem is where the manifest names it."""
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            self.problems.append(
-                Problem(Location(str(path), 1, 1), "", f"cannot read the file: {exc.strerror}")
-            )
+            if named_at is not None:
+                self._add(named_at, f"cannot read {path}: {exc.strerror}")
+            else:
+                where = Location(str(path), 1, 1)
+                self.problems.append(Problem(where, "", f"cannot read the file: {exc.strerror}"))
             return None
         self.digest.update(raw)
         try:
@@ -174,7 +178,7 @@ class _Loader:
             if not (isinstance(name, str) and name):
                 continue
             csv_path = self.path.parent / name  # an absolute name stays as it is
-            text = self._read_text(csv_path)
+            text = self._read_text(csv_path, named_at=("accounts", index, "channels_file"))
             shown = format_path(("accounts", index, "channels_file"))
             file = str(csv_path)
             rows = (
