@@ -93,7 +93,8 @@ SIM_OPTIONS = [
     click.option(
         "--list-shape",
         type=click.Choice(list(LIST_SHAPES)),
-        help="monitor/list as published (no `enable`) or with `enable` (the old shape).",
+        help="monitor/list as published (no `enable`) or with `enable` "
+        "(not in the published answer).",
     ),
     click.option(
         "--with-enable/--omit-enable",
