@@ -428,10 +428,11 @@ def assemble_plan(
     return Plan(
         manifest=manifest.path,
         manifest_digest=manifest.digest,
-        # sort_key per entry, compared as tuples: not ItemKey.__lt__ per comparison
-        operations=tuple(sorted(operations, key=lambda o: o.key.sort_key())),
-        problems=tuple(sorted(problems, key=lambda p: p.key.sort_key())),
-        unchanged=tuple(sorted(unchanged, key=lambda u: u[0].sort_key())),
+        # By the keys themselves (ItemKey.__lt__), not by a sort_key tuple made per entry:
+        # those tuples, all alive during the sort, were 67 MB of the peak at 1M rows.
+        operations=tuple(sorted(operations, key=lambda o: o.key)),
+        problems=tuple(sorted(problems, key=lambda p: p.key)),
+        unchanged=tuple(sorted(unchanged, key=lambda u: u[0])),
         managed_callbacks=sum(len(a.callbacks) for a in manifest.accounts),
         managed_enables=sum(1 for c in channels for m in c.monitors if m.enable is not None),
         credentials=credentials_by_account(manifest),
