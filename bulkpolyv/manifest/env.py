@@ -38,17 +38,12 @@ class References:
             nonlocal missing
             name = match.group(1)
             value = self.env.get(name)
-            if value is None:
-                self.problems.append(
-                    Problem(where, shown, f"environment variable {name} is not set", True)
-                )
-            elif value == "":
-                # An empty secret or id is a mistake in the environment, not a value.
-                self.problems.append(
-                    Problem(where, shown, f"environment variable {name} is set but empty", True)
-                )
-            else:
+            if value:
                 return value
+            # An empty secret or id is a mistake in the environment, not a value.
+            state = "is not set" if value is None else "is set but empty"
+            message = f"environment variable {name} {state}"
+            self.problems.append(Problem(where, shown, message, environment=True))
             missing = True
             return match.group(0)
 

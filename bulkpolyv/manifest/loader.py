@@ -178,8 +178,9 @@ class _Loader:
             if not (isinstance(name, str) and name):
                 continue
             csv_path = self.path.parent / name  # an absolute name stays as it is
-            text = self._read_text(csv_path, named_at=("accounts", index, "channels_file"))
-            shown = format_path(("accounts", index, "channels_file"))
+            named_at = ("accounts", index, "channels_file")
+            text = self._read_text(csv_path, named_at=named_at)
+            shown = format_path(named_at)
             file = str(csv_path)
             rows = (
                 []
