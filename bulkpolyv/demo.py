@@ -88,6 +88,14 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
     for name, value in DEMO_ENV.items():
         os.environ.setdefault(name, value)
     path = Path(manifest_path) if manifest_path else DEFAULT_MANIFEST
+    if not manifest_path and not path.exists():  # run outside the checkout: say where it is
+        click.echo(
+            f"bulkpolyv demo: its manifest, {path}, is not in this directory.\n"
+            "Run it from the bulkpolyv checkout (see the README's quick start), or name a "
+            "manifest: bulkpolyv demo MANIFEST",
+            err=True,
+        )
+        return 1
     try:
         manifest = load_manifest(path)
     except ManifestError as error:

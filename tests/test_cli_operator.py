@@ -175,6 +175,17 @@ def test_demo_help_shows_the_manifest_as_optional_and_plan_format_has_help():
     assert "text for people, json for programs" in plan.stdout
 
 
+def test_demo_outside_the_checkout_says_where_its_manifest_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a pip user's directory: no manifests/demo.yaml in it
+    result = invoke("demo")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "bulkpolyv demo: its manifest, manifests/demo.yaml, is not in this directory.\n"
+        "Run it from the bulkpolyv checkout (see the README's quick start), or name a "
+        "manifest: bulkpolyv demo MANIFEST\n"
+    )
+
+
 def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
     from bulkpolyv.commands import common
 
