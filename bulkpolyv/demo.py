@@ -111,21 +111,25 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
 
 def next_steps(manifest: str, state_out: Path | None, seed: int) -> str:
     state = state_out or "demo-state.json"
-    dump = "" if state_out else f"bulkpolyv demo --state-out {state}   # write the seeded state\n  "
+    dump = "" if state_out else (
+        f"bulkpolyv demo {manifest} --state-out {state}   # the demo again, saving its state\n  "
+    )
     # Installed in a venv and run by its path (the README's quick start): not on PATH yet.
     activate = ""
     if shutil.which("bulkpolyv") is None:
         activate = f". {Path(sys.prefix) / 'bin' / 'activate'}   # bulkpolyv on your PATH\n  "
     return (
         "\nWhat to try next:\n"
-        "  In a plan: ~ a value to change, - a callback to switch off, ? a value written but\n"
-        "  not readable back (cannot be verified), ! an item that cannot be planned.\n"
+        "  In a plan: ~ a value to change, - a callback or a channel's monitoring to switch\n"
+        "  off, ? a value written but not readable back (cannot be verified), ! an item that\n"
+        "  cannot be planned.\n"
         f"  The same against a simulator you start yourself:\n"
         f"  {activate}{dump}"
         f"bulkpolyv sim --state {state} --latency 0.005-0.04 --error-rate 0.03 --seed {seed} &\n"
         '  eval "$(bulkpolyv demo --env)"   # the demo manifest\'s ${VAR}s\n'
         f"  bulkpolyv plan {manifest} --api-base http://127.0.0.1:8790\n"
         f"  bulkpolyv apply {manifest} --api-base http://127.0.0.1:8790\n"
+        "  kill %1   # stop the simulator\n"
         "  Against POLYV itself, run `bulkpolyv probe MANIFEST` first."
     )
 
@@ -138,7 +142,7 @@ async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
     )
     async with SimServer(simulator) as server:
         settings = RunSettings(api_base=server.url, cooldown=5.0, backoff_base=0.05)
-        click.secho(f"== Simulated POLYV on {server.url} (3% of answers are 503s)", bold=True)
+        click.secho(f"== Simulated POLYV on {server.url} (about 3% of answers are 503s)", bold=True)
         display = RunProgress()
         async with open_runtime(
             manifest, settings, events=display, rng=random.Random(seed)
@@ -160,7 +164,8 @@ async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
             click.echo(result.summary)
             stats = simulator.stats
             click.echo(
-                f"simulator: {stats.requests} requests, {stats.injected_errors} injected "
+                f"simulator, since it started: {stats.requests} requests (the plan's reads "
+                f"too), {stats.injected_errors} injected "
                 f"503s retried, {stats.violations} rate-limit violations"
             )
 
@@ -180,7 +185,7 @@ async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
     )
     if converged and after.operations:
         click.echo(
-            f"({len(after.operations)} `?` items are write-only: POLYV does not return "
+            f"({len(after.operations)} items marked ? are write-only: POLYV does not return "
             "them, so bulkpolyv writes them on every run and cannot verify them.)"
         )
     return 0 if converged else 3

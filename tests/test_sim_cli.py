@@ -232,3 +232,13 @@ def test_the_demo_s_next_steps_say_how_to_put_bulkpolyv_on_the_path_when_it_is_n
     assert activate in next_steps("manifests/demo.yaml", None, 7)
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
     assert "activate" not in next_steps("manifests/demo.yaml", None, 7)
+
+
+def test_the_demo_s_next_steps_name_its_manifest_and_stop_the_simulator():
+    # `bulkpolyv demo /elsewhere/m.yaml` from another directory: a bare `demo --state-out`
+    # would look for manifests/demo.yaml there and fail.
+    from bulkpolyv.demo import next_steps
+
+    steps = next_steps("/elsewhere/m.yaml", None, 7)
+    assert "bulkpolyv demo /elsewhere/m.yaml --state-out demo-state.json   # " in steps
+    assert "  kill %1   # stop the simulator\n" in steps
