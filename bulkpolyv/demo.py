@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import shutil
 import sys
 import tempfile
@@ -110,14 +111,16 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
 
 
 def next_steps(manifest: str, state_out: Path | None, seed: int) -> str:
-    state = state_out or "demo-state.json"
+    # Quoted for the shell: the lines are meant to be pasted ("my manifests/m.yaml").
+    manifest, state = shlex.quote(manifest), shlex.quote(str(state_out or "demo-state.json"))
     dump = "" if state_out else (
         f"bulkpolyv demo {manifest} --state-out {state}   # the demo again, saving its state\n  "
     )
     # Installed in a venv and run by its path (the README's quick start): not on PATH yet.
     activate = ""
     if shutil.which("bulkpolyv") is None:
-        activate = f". {Path(sys.prefix) / 'bin' / 'activate'}   # bulkpolyv on your PATH\n  "
+        script = shlex.quote(str(Path(sys.prefix) / "bin" / "activate"))
+        activate = f". {script}   # bulkpolyv on your PATH\n  "
     return (
         "\nWhat to try next:\n"
         "  In a plan: ~ a value to change, - a callback or a channel's monitoring to switch\n"

@@ -237,8 +237,13 @@ def test_the_demo_s_next_steps_say_how_to_put_bulkpolyv_on_the_path_when_it_is_n
 def test_the_demo_s_next_steps_name_its_manifest_and_stop_the_simulator():
     # `bulkpolyv demo /elsewhere/m.yaml` from another directory: a bare `demo --state-out`
     # would look for manifests/demo.yaml there and fail.
+    from pathlib import Path
+
     from bulkpolyv.demo import next_steps
 
     steps = next_steps("/elsewhere/m.yaml", None, 7)
     assert "bulkpolyv demo /elsewhere/m.yaml --state-out demo-state.json   # " in steps
     assert "  kill %1   # stop the simulator\n" in steps
+    spaced = next_steps("/my manifests/m.yaml", Path("/tmp/a b.json"), 7)
+    assert "bulkpolyv sim --state '/tmp/a b.json' --latency" in spaced
+    assert "bulkpolyv plan '/my manifests/m.yaml' --api-base" in spaced
