@@ -186,6 +186,22 @@ def test_demo_outside_the_checkout_says_where_its_manifest_is(tmp_path, monkeypa
     )
 
 
+def test_end_of_input_at_the_apply_prompt_cancels_like_no(world, monkeypatch):
+    # Ctrl-D at "Apply these changes?": click raises Abort, which the run took for an
+    # unexpected error ("stopped: unexpected error: Abort", exit 3).
+    from bulkpolyv.commands import plan_apply
+
+    tmp_path, manifest = world
+    monkeypatch.setattr(plan_apply, "on_a_terminal", lambda: True)
+    with running_sim(seeded_state(manifest, {})) as sim:
+        args = [arg for arg in run_args(sim, manifest, tmp_path) if arg != "--yes"]
+        result = invoke(*args, input="")
+        assert sim.simulator.stats.writes == 0
+    assert result.exit_code == 1
+    assert result.stderr.endswith("Apply cancelled.\n")
+    assert "unexpected" not in result.stdout + result.stderr
+
+
 def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
     from bulkpolyv.commands import common
 

@@ -319,6 +319,9 @@ def confirmation(
         asked = time.monotonic()
         try:
             return click.confirm("Apply these changes?", default=False)
+        except click.Abort:  # end of input (Ctrl-D): as good as "no", not an error
+            click.echo()
+            return False
         finally:
             if display is not None:
                 display.exclude(time.monotonic() - asked)
