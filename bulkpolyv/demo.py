@@ -18,10 +18,13 @@ from pathlib import Path
 import click
 
 from bulkpolyv import eventloop
+from bulkpolyv.exitcodes import ExitCode
 from bulkpolyv.journal import Journal
 from bulkpolyv.manifest import Manifest, ManifestError, load_manifest
+from bulkpolyv.plan import Plan
 from bulkpolyv.progress import RunProgress
 from bulkpolyv.render import render_text
+from bulkpolyv.report import ApplyResult, ApplyStatus
 from bulkpolyv.run import RunSettings, apply, open_runtime, read_plan
 from bulkpolyv.sim import FaultConfig, PolyvSimulator, SimConfig, SimServer, SimState
 
@@ -88,8 +91,8 @@ def env_lines() -> str:
 def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None = None) -> int:
     for name, value in DEMO_ENV.items():
         os.environ.setdefault(name, value)
-    path = Path(manifest_path) if manifest_path else DEFAULT_MANIFEST
-    if not manifest_path and not path.exists():  # run outside the checkout: say where it is
+    path = DEFAULT_MANIFEST if manifest_path is None else Path(manifest_path)
+    if manifest_path is None and _absent(path):  # run outside the checkout: say where it is
         click.echo(
             f"bulkpolyv demo: its manifest, {path}, is not in this directory.\n"
             "Run it from the bulkpolyv checkout (see the README's quick start), or name a "
@@ -106,34 +109,72 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
     if state_out is not None:
         state.dump(state_out)  # before the demo changes it: `sim --state` starts from here
     code = eventloop.run(_demo(manifest, state, seed))
-    click.echo(next_steps(manifest.path, state_out, seed))
+    if code != ExitCode.INTERRUPTED:
+        click.echo(next_steps(manifest.path, state_out, seed))
     return code
 
 
-def next_steps(manifest: str, state_out: Path | None, seed: int) -> str:
-    # Quoted for the shell: the lines are meant to be pasted ("my manifests/m.yaml").
-    manifest, state = shlex.quote(manifest), shlex.quote(str(state_out or "demo-state.json"))
-    dump = "" if state_out else (
-        f"bulkpolyv demo {manifest} --state-out {state}   # the demo again, saving its state\n  "
+def _absent(path: Path) -> bool:
+    """Nothing at all at ``path``: a broken link or an unreadable directory is there, and
+    :func:`load_manifest` says what is wrong with it."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one word to paste into a shell: quoted, ``./`` before a leading ``-``
+    (not an option), and control characters as ``$'\\r'`` escapes, which a terminal would
+    otherwise act on (a carriage return can draw another command over the line)."""
+    if text.startswith("-"):
+        text = "./" + text
+    if text.isprintable():
+        return shlex.quote(text)
+    escaped = "".join(
+        char if char.isprintable() and char not in "\\'" else _escape(char) for char in text
     )
+    return f"$'{escaped}'"
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in "\\'":
+        return "\\" + char
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def next_steps(manifest: str, state_out: Path | None, seed: int) -> str:
+    """Lines to paste into a shell, whole: the prose is comments, the paths quoted, the
+    simulator stopped by its own pid (``%1`` may be another job)."""
+    manifest, state = shell_word(manifest), shell_word(str(state_out or "demo-state.json"))
+    dump = ""
+    if not state_out:
+        dump = f"bulkpolyv demo {manifest} --state-out {state}   # the demo, saving its state\n  "
     # Installed in a venv and run by its path (the README's quick start): not on PATH yet.
     activate = ""
     if shutil.which("bulkpolyv") is None:
-        script = shlex.quote(str(Path(sys.prefix) / "bin" / "activate"))
+        script = shell_word(str(Path(sys.prefix) / "bin" / "activate"))
         activate = f". {script}   # bulkpolyv on your PATH\n  "
+    api = "--api-base http://127.0.0.1:8790"
     return (
         "\nWhat to try next:\n"
-        "  In a plan: ~ a value to change, - a callback or a channel's monitoring to switch\n"
-        "  off, ? a value written but not readable back (cannot be verified), ! an item that\n"
-        "  cannot be planned.\n"
-        f"  The same against a simulator you start yourself:\n"
+        "  # In a plan: ~ a value to change, - a callback or a channel's monitoring to switch\n"
+        "  # off, ? a value written but not readable back (cannot be verified), ! an item that\n"
+        "  # cannot be planned. The same against a simulator you start yourself:\n"
         f"  {activate}{dump}"
-        f"bulkpolyv sim --state {state} --latency 0.005-0.04 --error-rate 0.03 --seed {seed} &\n"
+        f"bulkpolyv sim --state {state} --latency 0.005-0.04 --error-rate 0.03 --seed {seed} "
+        "& SIM=$!\n"
         '  eval "$(bulkpolyv demo --env)"   # the demo manifest\'s ${VAR}s\n'
-        f"  bulkpolyv plan {manifest} --api-base http://127.0.0.1:8790\n"
-        f"  bulkpolyv apply {manifest} --api-base http://127.0.0.1:8790\n"
-        "  kill %1   # stop the simulator\n"
-        "  Against POLYV itself, run `bulkpolyv probe MANIFEST` first."
+        f"  bulkpolyv plan {manifest} {api}\n"
+        f"  bulkpolyv apply {manifest} {api} --yes   # without --yes it asks first\n"
+        '  kill "$SIM"   # stop the simulator\n'
+        "  # Against POLYV itself, run bulkpolyv probe MANIFEST first."
     )
 
 
@@ -143,6 +184,7 @@ async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
         SimConfig(),
         FaultConfig(latency_min=0.005, latency_max=0.04, error_rate=0.03, seed=seed),
     )
+    shown = shell_word(manifest.path)  # a path's control characters are not the terminal's
     async with SimServer(simulator) as server:
         settings = RunSettings(api_base=server.url, cooldown=5.0, backoff_base=0.05)
         click.secho(f"== Simulated POLYV on {server.url} (about 3% of answers are 503s)", bold=True)
@@ -150,34 +192,49 @@ async def _demo(manifest: Manifest, state: SimState, seed: int) -> int:
         async with open_runtime(
             manifest, settings, events=display, rng=random.Random(seed)
         ) as runtime:
-            click.secho(f"\n== bulkpolyv plan {manifest.path}", bold=True)
-            before = await read_plan(runtime, manifest)
-            click.echo(render_text(before))
+            click.secho(f"\n== bulkpolyv plan {shown}", bold=True)
+            click.echo(render_text(await read_plan(runtime, manifest)))
 
-        with tempfile.TemporaryDirectory(prefix="bulkpolyv-demo-") as scratch:
-            click.secho(f"\n== bulkpolyv apply {manifest.path} --yes", bold=True)
-            async with open_runtime(
-                manifest,
-                settings,
-                events=display,
-                journal=Journal(Path(scratch) / "journal.jsonl"),
-                rng=random.Random(seed),
-            ) as runtime:
-                result = await apply(manifest, runtime, report_path=Path(scratch) / "report.json")
-            click.echo(result.summary)
-            stats = simulator.stats
-            click.echo(
-                f"simulator, since it started: {stats.requests} requests (the plan's reads "
-                f"too), {stats.injected_errors} injected "
-                f"503s retried, {stats.violations} rate-limit violations"
-            )
+        click.secho(f"\n== bulkpolyv apply {shown} --yes", bold=True)
+        result = await _apply(manifest, settings, display, seed)
+        stats = simulator.stats
+        click.echo(
+            f"simulator, since it started: {stats.requests} requests (the plan's reads too), "
+            f"{stats.injected_errors} injected 503s retried, {stats.violations} rate-limit "
+            "violations"
+        )
+        if result.status is ApplyStatus.INTERRUPTED:  # a Ctrl-C stops the demo, too
+            click.echo("bulkpolyv: interrupted", err=True)
+            return ExitCode.INTERRUPTED
 
-        click.secho(f"\n== bulkpolyv plan {manifest.path}  (again)", bold=True)
+        click.secho(f"\n== bulkpolyv plan {shown}  (again)", bold=True)
         async with open_runtime(manifest, settings, events=display) as runtime:
             after = await read_plan(runtime, manifest)
         click.echo(render_text(after))
-    # Write-only fields (``?``: POLYV does not return them) are planned on every run; they
-    # do not count against convergence, and the demo says so rather than hiding them.
+    return _verdict(after)
+
+
+async def _apply(
+    manifest: Manifest, settings: RunSettings, display: RunProgress, seed: int
+) -> ApplyResult:
+    """The demo's apply, with its journal and report in a scratch directory."""
+    with tempfile.TemporaryDirectory(prefix="bulkpolyv-demo-") as scratch:
+        async with open_runtime(
+            manifest,
+            settings,
+            events=display,
+            journal=Journal(Path(scratch) / "journal.jsonl"),
+            rng=random.Random(seed),
+        ) as runtime:
+            result = await apply(manifest, runtime, report_path=Path(scratch) / "report.json")
+    click.echo(result.summary)
+    return result
+
+
+def _verdict(after: Plan) -> int:
+    """Converged or not, by the second plan. Write-only fields (``?``: POLYV does not return
+    them) are planned on every run; they do not count against convergence, and the demo
+    says so rather than hiding them."""
     known = [op for op in after.operations if op.symbol != "?"]
     converged = not known and not after.problems
     click.secho(

@@ -186,6 +186,52 @@ def test_demo_outside_the_checkout_says_where_its_manifest_is(tmp_path, monkeypa
     )
 
 
+def test_demo_with_a_broken_link_for_its_manifest_says_what_is_wrong(tmp_path, monkeypatch):
+    # There is something at manifests/demo.yaml: "not in this directory" would be wrong.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "demo.yaml").symlink_to(tmp_path / "gone.yaml")
+    result = invoke("demo")
+    assert result.exit_code == 1
+    assert "cannot read the file: No such file or directory" in result.stderr
+    assert "not in this directory" not in result.stderr
+
+
+def test_demo_s_absent_check_leaves_an_unreadable_path_to_the_loader(monkeypatch):
+    from pathlib import Path
+
+    from bulkpolyv import demo
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "lstat", denied)
+    assert demo._absent(Path("manifests/demo.yaml")) is False  # it raised before
+
+
+def test_an_interrupted_apply_stops_the_demo(monkeypatch):
+    # A Ctrl-C during the demo's apply stopped the apply, and the demo went on to plan
+    # again and say "Not converged" (exit 3).
+    from pathlib import Path
+
+    from bulkpolyv import demo
+    from bulkpolyv.report import ApplyStatus
+
+    real_apply = demo.apply
+
+    async def interrupted_apply(*args, **kwargs):
+        result = await real_apply(*args, **kwargs)
+        result.status = ApplyStatus.INTERRUPTED  # as after the run's SIGINT handler
+        return result
+
+    monkeypatch.setattr(demo, "apply", interrupted_apply)
+    manifest = Path(__file__).resolve().parent.parent / "manifests" / "demo.yaml"
+    result = invoke("demo", str(manifest))
+    assert result.exit_code == 130
+    assert result.stderr.endswith("bulkpolyv: interrupted\n")
+    assert "(again)" not in result.stdout and "What to try next" not in result.stdout
+
+
 def test_end_of_input_at_the_apply_prompt_cancels_like_no(world, monkeypatch):
     # Ctrl-D at "Apply these changes?": click raises Abort, which the run took for an
     # unexpected error ("stopped: unexpected error: Abort", exit 3).

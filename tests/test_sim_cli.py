@@ -243,7 +243,33 @@ def test_the_demo_s_next_steps_name_its_manifest_and_stop_the_simulator():
 
     steps = next_steps("/elsewhere/m.yaml", None, 7)
     assert "bulkpolyv demo /elsewhere/m.yaml --state-out demo-state.json   # " in steps
-    assert "  kill %1   # stop the simulator\n" in steps
+    assert "--seed 7 & SIM=$!\n" in steps  # its own pid: %1 may be another job
+    assert '  kill "$SIM"   # stop the simulator\n' in steps
+    prose = [line for line in steps.splitlines()[2:] if line and not line.startswith("  bulkpolyv")]
+    assert all(line.startswith(("  #", "  eval", "  kill", "  .")) for line in prose), prose
     spaced = next_steps("/my manifests/m.yaml", Path("/tmp/a b.json"), 7)
     assert "bulkpolyv sim --state '/tmp/a b.json' --latency" in spaced
     assert "bulkpolyv plan '/my manifests/m.yaml' --api-base" in spaced
+    # a leading dash is not an option; a carriage return cannot draw a command over the line
+    assert "bulkpolyv plan ./-m.yaml --api-base" in next_steps("-m.yaml", None, 7)
+    crafted = next_steps("m\r  bulkpolyv plan x; touch PWNED #/d.yaml", None, 7)
+    assert "bulkpolyv plan $'m\\x0d  bulkpolyv plan x; touch PWNED #/d.yaml' --api" in crafted
+    assert "\r" not in crafted
+
+
+def test_shell_word_pastes_back_as_the_same_text():
+    import subprocess
+
+    from bulkpolyv.demo import shell_word
+
+    for text in [
+        "plain.yaml",
+        "a b/'q'\"$x`y`.yaml",
+        "-d.yaml",
+        "m\r\n\x1b[2Kz\\'.yaml",
+        "é\u2028.yaml",
+    ]:
+        echoed = subprocess.run(
+            ["bash", "-c", f"printf %s {shell_word(text)}"], capture_output=True, check=True
+        ).stdout.decode()
+        assert echoed == (("./" + text) if text.startswith("-") else text)
