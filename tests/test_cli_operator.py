@@ -186,6 +186,12 @@ def test_demo_outside_the_checkout_says_where_its_manifest_is(tmp_path, monkeypa
     )
 
 
+def test_demo_with_an_empty_state_out_says_so_instead_of_writing_nothing():
+    result = invoke("demo", "--state-out", "")
+    assert result.exit_code == 1  # bad flags (README's exit codes)
+    assert "Invalid value for --state-out: give a file name" in result.stderr
+
+
 def test_demo_with_a_broken_link_for_its_manifest_says_what_is_wrong(tmp_path, monkeypatch):
     # There is something at manifests/demo.yaml: "not in this directory" would be wrong.
     monkeypatch.chdir(tmp_path)

@@ -29,4 +29,6 @@ def demo(manifest_path: str | None, seed: int, state_out: str | None, print_env:
     if print_env:
         click.echo(env_lines())
         sys.exit(0)
+    if state_out == "":  # not "no file": a variable that was meant to name one is empty
+        raise click.BadParameter("give a file name", param_hint="--state-out")
     sys.exit(run_demo(manifest_path, seed=seed, state_out=Path(state_out) if state_out else None))
