@@ -254,6 +254,26 @@ def test_end_of_input_at_the_apply_prompt_cancels_like_no(world, monkeypatch):
     assert "unexpected" not in result.stdout + result.stderr
 
 
+def test_a_ctrl_c_at_the_apply_prompt_stays_an_interrupt(monkeypatch):
+    # Only end of input means "no": click's Abort from a KeyboardInterrupt goes on up, to
+    # "bulkpolyv: interrupted" and exit 130.
+    import click
+
+    from bulkpolyv.commands import common, plan_apply
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+
+    monkeypatch.setattr(plan_apply.click, "confirm", interrupted)
+    monkeypatch.setattr(plan_apply, "show_plan", lambda *args, **kwargs: None)
+    confirm = plan_apply.confirmation(common.Output(), None, yes=False, dry_run=False)
+    with pytest.raises(click.Abort):
+        confirm(None)
+
+
 def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
     from bulkpolyv.commands import common
 

@@ -319,7 +319,9 @@ def confirmation(
         asked = time.monotonic()
         try:
             return click.confirm("Apply these changes?", default=False)
-        except click.Abort:  # end of input (Ctrl-D): as good as "no", not an error
+        except click.Abort as abort:  # end of input (Ctrl-D): as good as "no", not an error
+            if isinstance(abort.__context__, KeyboardInterrupt):
+                raise  # a Ctrl-C stays an interrupt (exit 130)
             click.echo()
             return False
         finally:
