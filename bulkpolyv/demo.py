@@ -7,6 +7,8 @@ nicknames, passwords and switches), adds a little latency and a few 503s, then r
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
 import shlex
@@ -88,7 +90,15 @@ def env_lines() -> str:
     return "\n".join(f"export {name}={value}" for name, value in DEMO_ENV.items())
 
 
-def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None = None) -> int:
+def run_demo(
+    manifest_path: str | None,
+    *,
+    seed: int = 7,
+    state_out: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    """Plan, apply and plan again; quiet: print nothing when it converges (what it printed
+    comes out when it does not, to show why)."""
     for name, value in DEMO_ENV.items():
         os.environ.setdefault(name, value)
     path = DEFAULT_MANIFEST if manifest_path is None else Path(manifest_path)
@@ -108,8 +118,13 @@ def run_demo(manifest_path: str | None, *, seed: int = 7, state_out: Path | None
     state = drifted_state(manifest, random.Random(seed))
     if state_out is not None:
         state.dump(state_out)  # before the demo changes it: `sim --state` starts from here
-    code = eventloop.run(_demo(manifest, state, seed))
-    if code != ExitCode.INTERRUPTED:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed) if quiet else contextlib.nullcontext():
+        code = eventloop.run(_demo(manifest, state, seed))
+    if quiet:
+        if code != ExitCode.OK:
+            click.echo(printed.getvalue(), nl=False)
+    elif code != ExitCode.INTERRUPTED:
         click.echo(next_steps(manifest.path, state_out, seed))
     return code
 

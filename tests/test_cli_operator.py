@@ -192,6 +192,15 @@ def test_demo_with_an_empty_state_out_says_so_instead_of_writing_nothing():
     assert "Invalid value for --state-out: give a file name" in result.stderr
 
 
+def test_demo_quiet_prints_nothing_when_it_converges():
+    from pathlib import Path
+
+    manifest = Path(__file__).resolve().parent.parent / "manifests" / "demo.yaml"
+    result = invoke("demo", str(manifest), "-q")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
 def test_demo_with_a_broken_link_for_its_manifest_says_what_is_wrong(tmp_path, monkeypatch):
     # There is something at manifests/demo.yaml: "not in this directory" would be wrong.
     monkeypatch.chdir(tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bulkpolyv.commands.common import verbosity
+from bulkpolyv.commands.common import output, verbosity
 
 
 @click.command()
@@ -31,4 +31,5 @@ def demo(manifest_path: str | None, seed: int, state_out: str | None, print_env:
         sys.exit(0)
     if state_out == "":  # not "no file": a variable that was meant to name one is empty
         raise click.BadParameter("give a file name", param_hint="--state-out")
-    sys.exit(run_demo(manifest_path, seed=seed, state_out=Path(state_out) if state_out else None))
+    state = Path(state_out) if state_out else None
+    sys.exit(run_demo(manifest_path, seed=seed, state_out=state, quiet=output().quiet))
