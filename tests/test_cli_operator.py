@@ -164,6 +164,21 @@ def test_time_at_the_prompt_is_not_the_runs(world, monkeypatch):
     assert report["duration"] < 60
 
 
+def test_a_wrong_api_base_path_stops_at_once_instead_of_cooling_down(tmp_path, monkeypatch):
+    # Every read met the simulator's "404: Not Found" page: past 50 of them (the burst) it
+    # was taken for a WAF wall and bought "POLYV rate limit hit: every request paused for
+    # 300 s" before the run gave up.
+    _, manifest = prepared_world(tmp_path, monkeypatch, channels=30)  # 60 channels
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = invoke("plan", str(manifest), "--api-base", sim.url + "/wrong")
+    assert result.exit_code == 1
+    assert "rate limit" not in result.stderr
+    assert result.stderr.endswith(
+        "got a non-JSON answer '404: Not Found' (HTTP 404, permanent): this API base does "
+        "not answer like POLYV's API (check --api-base, or the manifest's api_base)\n"
+    )
+
+
 # --- smaller snags -------------------------------------------------------------------------
 
 
