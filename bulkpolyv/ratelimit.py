@@ -367,13 +367,14 @@ class RequestGate:
             self.reachability.answered()  # POLYV itself answered
             self._trip(generation, error.retry_after)
             return
-        if error.foreign and error.http_status == 404:  # "no such page": an address, not a wall
-            if self.reachability.not_found():
-                self.stop.set(
-                    f"{error}: this API base does not answer like POLYV's API "
-                    "(check --api-base, or the manifest's api_base)",
-                    kind=StopKind.UNREACHABLE,
-                )
+        if error.foreign and error.http_status == 404 and self.reachability.not_found():
+            # "No such page" from the start: a wrong address, not a block (after POLYV has
+            # answered, such pages still count towards a wall: how a block looks is unknown)
+            self.stop.set(
+                f"{error}: this API base does not answer like POLYV's API "
+                "(check --api-base, or the manifest's api_base)",
+                kind=StopKind.UNREACHABLE,
+            )
             return
         wall_like = error.foreign or (
             error.kind is ErrorKind.TRANSIENT and error.http_status is None

@@ -32,7 +32,8 @@ class Reachability:
     def not_found(self) -> bool:
         """One more "no such page" (HTTP 404, not a POLYV answer). True when a burst of
         them came before POLYV ever answered: the address is not POLYV's API (a wrong
-        ``--api-base`` path), which no cool-down would mend."""
+        ``--api-base`` path), which no cool-down would mend. Once POLYV has answered,
+        False: the page is left to :meth:`failed`, as any page that may be a block."""
         if self.answered_once:
             return False
         self.not_found_in_a_row += 1

@@ -63,6 +63,13 @@ def test_a_wall_gets_one_cooldown_then_stops_as_unreachable():
     assert [reach.failed(2) for _ in range(5)][-1] == "cooldown"
 
 
+def test_not_found_pages_are_a_wrong_address_only_before_polyv_ever_answered():
+    reach = Reachability(burst=3)
+    assert [reach.not_found() for _ in range(3)] == [False, False, True]
+    reach.answered()  # POLYV answered: a 404 page may be a block; failed() judges it
+    assert [reach.not_found() for _ in range(5)] == [False] * 5
+
+
 async def test_a_huge_retry_after_on_a_503_waits_the_backoff_cap():
     with aioresponses() as mocked:
         update = url_re("/live/v4/seminar/monitor/update")
