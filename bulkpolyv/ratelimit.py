@@ -367,20 +367,22 @@ class RequestGate:
             self.reachability.answered()  # POLYV itself answered
             self._trip(generation, error.retry_after)
             return
-        if error.foreign and error.http_status == 404 and self.reachability.not_found():
-            # "No such page" from the start: a wrong address, not a block (after POLYV has
-            # answered, such pages still count towards a wall: how a block looks is unknown)
-            self.stop.set(
-                f"{error}: this API base does not answer like POLYV's API "
-                "(check --api-base, or the manifest's api_base)",
-                kind=StopKind.UNREACHABLE,
-            )
-            return
         wall_like = error.foreign or (
             error.kind is ErrorKind.TRANSIENT and error.http_status is None
         )
         if not wall_like:
             self.reachability.answered()
+            return
+        if error.foreign and not self.reachability.answered_once:
+            # Pages from the start, never a POLYV answer: most likely a wrong address, which
+            # no cool-down mends (after POLYV has answered, pages may be a block: below)
+            if self.reachability.foreign_from_the_start():
+                self.stop.set(
+                    f"{error}: this API base has not answered like POLYV's API (check "
+                    "--api-base, or the manifest's api_base; if it is POLYV's, this IP may be "
+                    "blocked: try again in 5 minutes)",
+                    kind=StopKind.UNREACHABLE,
+                )
             return
         verdict = self.reachability.failed(generation)
         if verdict == "cooldown":

@@ -22,22 +22,20 @@ class Reachability:
         self.wall_generation: int | None = None  # the cool-down a wall bought, if any
         self.failures_after_wall = 0
         self.answered_once = False
-        self.not_found_in_a_row = 0
+        self.foreign_in_a_row = 0
 
     def answered(self) -> None:
-        self.failures_in_a_row = self.failures_after_wall = self.not_found_in_a_row = 0
+        self.failures_in_a_row = self.failures_after_wall = self.foreign_in_a_row = 0
         self.wall_generation = None
         self.answered_once = True
 
-    def not_found(self) -> bool:
-        """One more "no such page" (HTTP 404, not a POLYV answer). True when a burst of
-        them came before POLYV ever answered: the address is not POLYV's API (a wrong
-        ``--api-base`` path), which no cool-down would mend. Once POLYV has answered,
-        False: the page is left to :meth:`failed`, as any page that may be a block."""
-        if self.answered_once:
-            return False
-        self.not_found_in_a_row += 1
-        return self.not_found_in_a_row >= self.burst
+    def foreign_from_the_start(self) -> bool:
+        """One more page that is not a POLYV answer (a 404, a WAF's 403) before POLYV ever
+        answered. True at a burst of them: the address is most likely not POLYV's API (a
+        wrong ``--api-base`` path), which no cool-down would mend. Once POLYV has answered,
+        such pages are left to :meth:`failed`, as a possible block."""
+        self.foreign_in_a_row += 1
+        return self.foreign_in_a_row >= self.burst
 
     def failed(self, generation: int) -> str | None:
         """One more wall-like failure of a request sent in ``generation``: "cooldown",

@@ -174,8 +174,9 @@ def test_a_wrong_api_base_path_stops_at_once_instead_of_cooling_down(tmp_path, m
     assert result.exit_code == 1
     assert "rate limit" not in result.stderr
     assert result.stderr.endswith(
-        "got a non-JSON answer '404: Not Found' (HTTP 404, permanent): this API base does "
-        "not answer like POLYV's API (check --api-base, or the manifest's api_base)\n"
+        "got a non-JSON answer '404: Not Found' (HTTP 404, permanent): this API base has "
+        "not answered like POLYV's API (check --api-base, or the manifest's api_base; if it "
+        "is POLYV's, this IP may be blocked: try again in 5 minutes)\n"
     )
 
 

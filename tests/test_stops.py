@@ -63,11 +63,37 @@ def test_a_wall_gets_one_cooldown_then_stops_as_unreachable():
     assert [reach.failed(2) for _ in range(5)][-1] == "cooldown"
 
 
-def test_not_found_pages_are_a_wrong_address_only_before_polyv_ever_answered():
-    reach = Reachability(burst=3)
-    assert [reach.not_found() for _ in range(3)] == [False, False, True]
-    reach.answered()  # POLYV answered: a 404 page may be a block; failed() judges it
-    assert [reach.not_found() for _ in range(5)] == [False] * 5
+async def test_pages_before_polyv_ever_answered_stop_the_run_and_after_it_cool_down():
+    # Pages that are not POLYV answers from the very start (a wrong --api-base path: 404s,
+    # a CDN's 403s) are a wrong address: no cool-down mends that. Once POLYV has answered,
+    # the same pages may be a block (unconfirmed how one looks): one cool-down, as before.
+    from bulkpolyv.errors import ErrorKind, PolyvError
+    from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+
+    def gate_and_stop():
+        stop = Stop()
+        limiter = ArrivalWindowLimiter(1000, 10.0)
+        return RequestGate(limiter, CoolDown(60), 4, connection_failure_burst=3, stop=stop), stop
+
+    async def page(gate, status):
+        error = PolyvError(ErrorKind.PERMANENT, "got a page", "GET /x", status, foreign=True)
+        with pytest.raises(PolyvError):
+            async with gate.slot():
+                raise error
+
+    gate, stop = gate_and_stop()
+    for status in (404, 403, 404):
+        await page(gate, status)
+    assert stop.kind is StopKind.UNREACHABLE
+    assert "has not answered like POLYV's API (check --api-base" in stop.reason
+    assert not gate.cooldown.active
+
+    gate, stop = gate_and_stop()
+    async with gate.slot():
+        pass  # POLYV answered
+    for status in (404, 403, 404):
+        await page(gate, status)
+    assert gate.cooldown.active and not stop.is_set()
 
 
 async def test_a_huge_retry_after_on_a_503_waits_the_backoff_cap():
