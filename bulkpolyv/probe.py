@@ -109,6 +109,10 @@ async def _ask(
                 "the monitor feature is missing: this account's monitor items will fail, "
                 "its callbacks still apply"
             )
+        elif error.foreign and check == "signature":  # no POLYV answer: nothing to judge
+            result.add(
+                "host", "bad", f"{error}: not an answer from POLYV's API (check --api-base)"
+            )
         else:
             result.add(check, "unknown", str(error))
         return None

@@ -77,6 +77,21 @@ def test_a_wrong_secret_makes_the_account_unusable_and_exit_1(manifest, monkeypa
     assert "WRONG-SECRET" not in result.output
 
 
+def test_a_wrong_api_base_path_makes_every_account_unusable(manifest):
+    # Its "404: Not Found" page was a "?" beside the signature, and the probe said "2 of 2
+    # accounts usable", exit 0, for a base where no request could work.
+    with running_sim(seeded_state(manifest, {})) as sim:
+        result = CliRunner().invoke(
+            cli, ["probe", str(manifest), "--api-base", sim.url + "/wrong"], catch_exceptions=False
+        )
+    assert result.exit_code == 1
+    assert checks_of(result.stdout, "east")["host"] == (
+        "✗ GET /live/v4/user/global-setting/callback/get: got a non-JSON answer '404: Not "
+        "Found' (HTTP 404, permanent): not an answer from POLYV's API (check --api-base)"
+    )
+    assert result.stdout.rstrip().endswith("0 of 2 accounts usable.")
+
+
 def test_no_monitor_permission_is_told_but_the_account_stays_usable(manifest):
     state = seeded_state(manifest, {})
     state.accounts["app-west"].monitor_feature = False
