@@ -168,8 +168,9 @@ def _error(
     if 200 <= status < 300 and isinstance(code, int) and code >= 400:
         http_status = code  # v2 sometimes answers 200 with the real status in the body
     kind = classify(http_status, status=status_text, message=message, v4_code=v4_code)
-    # A body with neither POLYV's ``code`` nor its ``status`` came from something else.
-    foreign = "code" not in payload and "status" not in payload
+    # A body with neither POLYV's ``code`` nor its ``status`` (a word: "error", "fail") came
+    # from something else, such as a web framework's JSON 404 with a numeric status.
+    foreign = "code" not in payload and not isinstance(payload.get("status"), str)
     return PolyvError(
         kind,
         redact_text(message, secrets)[:500],

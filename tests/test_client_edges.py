@@ -153,6 +153,15 @@ def test_redact_text_masks_urls_pairs_signs_and_known_secrets():
     )
 
 
+async def test_a_web_framework_s_json_404_is_not_taken_for_a_polyv_answer(mock_client, mocked):
+    # Spring Boot's "status" is the HTTP status as a number; POLYV's is "error" or "fail".
+    page = {"timestamp": "2026-11-23T05:00:00", "status": 404, "error": "Not Found", "path": "/x"}
+    mocked.get(url_re("/live/v4/seminar/monitor/list"), status=404, payload=page)
+    with pytest.raises(PolyvError) as caught:
+        await mock_client.list_monitors(ACCOUNT, 1)
+    assert caught.value.foreign is True
+
+
 # --- hostile bodies ------------------------------------------------------------------------
 
 
