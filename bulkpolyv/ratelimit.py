@@ -373,18 +373,7 @@ class RequestGate:
         if not wall_like:
             self.reachability.answered()
             return
-        if error.foreign and not self.reachability.answered_once:
-            # Pages from the start, never a POLYV answer: most likely a wrong address, which
-            # no cool-down mends (after POLYV has answered, pages may be a block: below)
-            if self.reachability.foreign_from_the_start():
-                self.stop.set(
-                    f"{error}: this API base has not answered like POLYV's API (check "
-                    "--api-base, or the manifest's api_base; if it is POLYV's, this IP may be "
-                    "blocked: try again in 5 minutes)",
-                    kind=StopKind.UNREACHABLE,
-                )
-            return
-        verdict = self.reachability.failed(generation)
+        verdict = self.reachability.failed(generation, page=error.foreign)
         if verdict == "cooldown":
             self._trip(generation, None)
         elif verdict == "unreachable":
@@ -392,6 +381,13 @@ class RequestGate:
                 f"the API host stopped answering after answering normally, and still fails "
                 f"after a {self.cooldown.seconds:g} s pause (possibly this IP is blocked): "
                 f"{error.message}",
+                kind=StopKind.UNREACHABLE,
+            )
+        elif verdict == "not the API":
+            self.stop.set(
+                f"{error}: this API base has not answered like POLYV's API (check "
+                "--api-base, or the manifest's api_base; if it is POLYV's, this IP may be "
+                "blocked: try again in 5 minutes)",
                 kind=StopKind.UNREACHABLE,
             )
 

@@ -12,7 +12,9 @@ class Reachability:
     IP block POLYV does not announce (nothing public says how a block looks): so the first
     wall buys one cool-down, and if the first requests sent after it fail the same way, the
     run stops as unreachable instead of pausing again and again (issue 12: ~2.5 h of
-    "rate limit" pauses for 301 reads against a closed port).
+    "rate limit" pauses for 301 reads against a closed port). Pages before POLYV ever
+    answered are no block but most likely a wrong address (a wrong ``--api-base`` path,
+    which no cool-down mends): a burst of them is "not the API".
     """
 
     def __init__(self, burst: int) -> None:
@@ -22,24 +24,20 @@ class Reachability:
         self.wall_generation: int | None = None  # the cool-down a wall bought, if any
         self.failures_after_wall = 0
         self.answered_once = False
-        self.foreign_in_a_row = 0
+        self.pages_from_the_start = 0
 
     def answered(self) -> None:
-        self.failures_in_a_row = self.failures_after_wall = self.foreign_in_a_row = 0
+        self.failures_in_a_row = self.failures_after_wall = 0
         self.wall_generation = None
         self.answered_once = True
 
-    def foreign_from_the_start(self) -> bool:
-        """One more page that is not a POLYV answer (a 404, a WAF's 403) before POLYV ever
-        answered. True at a burst of them: the address is most likely not POLYV's API (a
-        wrong ``--api-base`` path), which no cool-down would mend. Once POLYV has answered,
-        such pages are left to :meth:`failed`, as a possible block."""
-        self.foreign_in_a_row += 1
-        return self.foreign_in_a_row >= self.burst
-
-    def failed(self, generation: int) -> str | None:
-        """One more wall-like failure of a request sent in ``generation``: "cooldown",
-        "unreachable", or None (keep going)."""
+    def failed(self, generation: int, *, page: bool = False) -> str | None:
+        """One more wall-like failure of a request sent in ``generation`` (``page``: an
+        answer that is not POLYV's, such as a 404 or a WAF's 403): "cooldown",
+        "unreachable", "not the API", or None (keep going)."""
+        if page and not self.answered_once:
+            self.pages_from_the_start += 1
+            return "not the API" if self.pages_from_the_start >= self.burst else None
         if self.wall_generation is not None and generation > self.wall_generation:
             self.failures_after_wall += 1
             if self.failures_after_wall >= self.after_cooldown:
