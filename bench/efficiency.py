@@ -63,19 +63,23 @@ class Child:
     output: str
 
 
+def child_place(args: list[str], checkout: Path, on_path: bool) -> tuple[dict[str, str], Path]:
+    """A child's environment and working directory: with ``on_path`` the checkout's tree
+    is first on its PYTHONPATH and its working directory; without, it runs beside its
+    interpreter, where no bulkpolyv shadows the one installed."""
+    env = {**os.environ, **ENV}
+    if on_path:
+        env["PYTHONPATH"] = str(checkout)
+        return env, checkout
+    return env, Path(args[0]).parent
+
+
 def run_child_rusage(
     args: list[str], checkout: Path, *, check: bool = True, on_path: bool = True
 ) -> Child:
-    """Run a child, reaped with wait4 to read its own CPU time and peak RSS; with
-    ``on_path``, the checkout's source tree is first on its PYTHONPATH (and its working
-    directory: without, it runs beside its interpreter, where no bulkpolyv shadows the
-    one installed)."""
-    env = {**os.environ, **ENV}
-    cwd = checkout
-    if on_path:
-        env["PYTHONPATH"] = str(checkout)
-    else:
-        cwd = Path(args[0]).parent
+    """Run a child, reaped with wait4 to read its own CPU time and peak RSS; ``on_path``
+    as for :func:`child_place`."""
+    env, cwd = child_place(args, checkout, on_path)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
@@ -135,16 +139,13 @@ def cpu_seconds(checkout: Path) -> Callable[[list[str]], float]:
 def instructions(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]], float]:
     """The child's user-space instructions, counted by callgrind: the same count on every
     run whatever else the host does (but blind to the kernel's share: the journal's
-    os.write, the sockets). ``on_path`` as for :func:`run_child_rusage`."""
+    os.write, the sockets). ``on_path`` as for :func:`child_place`."""
 
     def count(args: list[str]) -> float:
-        env = {**os.environ, "PYTHONHASHSEED": "0", **ENV}
-        if on_path:
-            env["PYTHONPATH"] = str(checkout)
+        env, cwd = child_place(args, checkout, on_path)
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *args],
-            cwd=checkout if on_path else Path(args[0]).parent,
-            env=env, capture_output=True, text=True,
+            cwd=cwd, env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
         )  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
         if done.returncode != 0 or found is None:
@@ -154,10 +155,11 @@ def instructions(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]
     return count
 
 
-def validate_point(manifest: Path, checkout: Path, python: str = sys.executable) -> Child:
-    """``validate``, from the checkout's tree, or by ``python`` that has it installed."""
-    args = [python, "-m", "bulkpolyv", "validate", str(manifest)]
-    return run_child_rusage(args, checkout, on_path=python == sys.executable)
+def validate_point(manifest: Path, checkout: Path) -> Child:
+    """``validate``, from the checkout's tree."""
+    return run_child_rusage(
+        [sys.executable, "-m", "bulkpolyv", "validate", str(manifest)], checkout
+    )
 
 
 def apply_point(
@@ -191,9 +193,25 @@ def installed(checkout: Path, scratch: Path) -> str:
     return python
 
 
-def startup(checkout: Path, small: Path, python: str) -> tuple[Child, Child]:
-    helps = run_child_rusage([python, "-m", "bulkpolyv", "--help"], checkout, on_path=False)
-    return helps, validate_point(small, checkout, python)
+def startup_figures(args: argparse.Namespace, checkout: Path, scratch: Path) -> dict:
+    """``--help`` and a small ``validate`` by an installed copy: wall and CPU seconds (on a
+    busy host the wall time is mostly waiting), and with ``--instructions`` their counts,
+    which the host's speed does not move."""
+    small, _ = make_world(scratch / "w10", 10, PER_CHANNEL)
+    python = installed(checkout, scratch)
+    commands = {"bulkpolyv --help": ["--help"], "validate (10 rows)": ["validate", str(small)]}
+    figures: dict[str, list[float]] = {}
+    for _ in range(args.runs):
+        for name, command in commands.items():
+            child = run_child_rusage([python, "-m", "bulkpolyv", *command], checkout, on_path=False)
+            figures.setdefault(f"{name} wall s", []).append(child.wall)
+            figures.setdefault(f"{name} CPU s", []).append(child.cpu)
+    if args.instructions:
+        count = instructions(checkout, on_path=False)
+        for name, command in commands.items():
+            label = name.removeprefix("bulkpolyv ")  # "--help instructions", as before
+            figures[f"{label} instructions"] = [count([python, "-m", "bulkpolyv", *command])]
+    return figures
 
 
 def median_worst(values: list[float], higher_is_worse: bool = True) -> str:
@@ -294,24 +312,7 @@ def main() -> int:
             if "cpu" not in args.skip:
                 figures.update(client_figures(args, sim, scratch))
             if "startup" not in args.skip:
-                small, _ = make_world(scratch / "w10", 10, PER_CHANNEL)
-                python = installed(checkout, scratch)
-                for _ in range(args.runs):
-                    helps, validate = startup(checkout, small, python)
-                    # CPU beside wall: on a busy host the wall time is mostly waiting
-                    figures.setdefault("bulkpolyv --help wall s", []).append(helps.wall)
-                    figures.setdefault("bulkpolyv --help CPU s", []).append(helps.cpu)
-                    figures.setdefault("validate (10 rows) wall s", []).append(validate.wall)
-                    figures.setdefault("validate (10 rows) CPU s", []).append(validate.cpu)
-                if args.instructions:  # the start-up's count, which the host's speed does not move
-                    count = instructions(checkout, on_path=False)
-                    for name, command in (
-                        ("--help", ["--help"]),
-                        ("validate (10 rows)", ["validate", str(small)]),
-                    ):
-                        figures[f"{name} instructions"] = [
-                            count([python, "-m", "bulkpolyv", *command])
-                        ]
+                figures.update(startup_figures(args, checkout, scratch))
             if "rows" not in args.skip:
                 figures.update(row_figures(args, sim, scratch))
         finally:
