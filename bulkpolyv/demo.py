@@ -109,12 +109,12 @@ def run_demo(
             "manifest: bulkpolyv demo MANIFEST",
             err=True,
         )
-        return 1
+        return ExitCode.ERROR
     try:
         manifest = load_manifest(path)
     except ManifestError as error:
         click.echo(str(error), err=True)
-        return 1
+        return ExitCode.ERROR
     state = drifted_state(manifest, random.Random(seed))
     if state_out is not None:
         state.dump(state_out)  # before the demo changes it: `sim --state` starts from here
@@ -263,4 +263,4 @@ def _verdict(after: Plan) -> int:
             f"({len(after.operations)} items marked ? are write-only: POLYV does not return "
             "them, so bulkpolyv writes them on every run and cannot verify them.)"
         )
-    return 0 if converged else 3
+    return ExitCode.OK if converged else ExitCode.PARTIAL

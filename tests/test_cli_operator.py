@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,10 @@ from tests.simthread import prepared_world, run_args, running_sim, seeded_state
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     return prepared_world(tmp_path, monkeypatch, channels=4)
+
+
+# The demo manifest of this checkout, wherever the tests run from.
+DEMO_MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "demo.yaml"
 
 
 def invoke(*args: str, **kwargs):
@@ -209,10 +214,7 @@ def test_demo_with_an_empty_state_out_says_so_instead_of_writing_nothing():
 
 
 def test_demo_quiet_prints_nothing_when_it_converges():
-    from pathlib import Path
-
-    manifest = Path(__file__).resolve().parent.parent / "manifests" / "demo.yaml"
-    result = invoke("demo", str(manifest), "-q")
+    result = invoke("demo", str(DEMO_MANIFEST), "-q")
     assert result.exit_code == 0
     assert result.stdout == ""
 
@@ -229,8 +231,6 @@ def test_demo_with_a_broken_link_for_its_manifest_says_what_is_wrong(tmp_path, m
 
 
 def test_demo_s_absent_check_leaves_an_unreadable_path_to_the_loader(monkeypatch):
-    from pathlib import Path
-
     from bulkpolyv import demo
 
     def denied(self):
@@ -243,8 +243,6 @@ def test_demo_s_absent_check_leaves_an_unreadable_path_to_the_loader(monkeypatch
 def test_an_interrupted_apply_stops_the_demo(monkeypatch):
     # A Ctrl-C during the demo's apply stopped the apply, and the demo went on to plan
     # again and say "Not converged" (exit 3).
-    from pathlib import Path
-
     from bulkpolyv import demo
     from bulkpolyv.report import ApplyStatus
 
@@ -256,8 +254,7 @@ def test_an_interrupted_apply_stops_the_demo(monkeypatch):
         return result
 
     monkeypatch.setattr(demo, "apply", interrupted_apply)
-    manifest = Path(__file__).resolve().parent.parent / "manifests" / "demo.yaml"
-    result = invoke("demo", str(manifest))
+    result = invoke("demo", str(DEMO_MANIFEST))
     assert result.exit_code == 130
     assert result.stderr.endswith("bulkpolyv: interrupted\n")
     assert "(again)" not in result.stdout and "What to try next" not in result.stdout
@@ -314,7 +311,6 @@ def test_plans_are_coloured_only_on_a_terminal_without_no_color(monkeypatch):
 
 def test_a_report_that_cannot_be_written_at_the_end_is_said_and_exits_3(world, monkeypatch):
     import errno
-    from pathlib import Path
 
     import bulkpolyv.run
     from bulkpolyv.privatefiles import PrivateFileError
