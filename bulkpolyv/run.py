@@ -27,6 +27,7 @@ from bulkpolyv.concurrency import AutoConcurrency
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import FanOut, RunEvents
 from bulkpolyv.executor import Executor
+from bulkpolyv.gate import RequestGate
 from bulkpolyv.heap import long_lived
 from bulkpolyv.journal import Journal, prune_journals, retention_days
 from bulkpolyv.manifest.model import Limits, Manifest
@@ -34,7 +35,7 @@ from bulkpolyv.operations import reads_for
 from bulkpolyv.plan import Plan, make_plan
 from bulkpolyv.planfile import ReviewedPlan
 from bulkpolyv.privatefiles import PrivateFileError, check_writable
-from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown
 from bulkpolyv.report import (
     ApplyResult,
     ApplyStatus,

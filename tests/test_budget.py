@@ -23,7 +23,8 @@ from bulkpolyv.budget import (
     opened,
 )
 from bulkpolyv.budget.local import _transaction
-from bulkpolyv.ratelimit import Permit
+from bulkpolyv.gate import RequestGate
+from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, Permit
 
 API = "https://api.polyv.net"
 REPO = Path(__file__).resolve().parent.parent
@@ -295,6 +296,30 @@ async def test_completing_in_a_locked_local_store_waits_for_the_lock(tmp_path):
         await asyncio.sleep(0.1)  # held 0.05 s after the completion, not the 30 s lease
         assert store.held() == 0
         assert await store.reserve("b", 5, 30.0) == 0.0 and store.try_complete("b", 0.05)
+
+
+async def test_a_gate_over_a_locked_local_store_waits_for_the_lock(tmp_path):
+    # The gate's path without awaits asks the store for a place at once; a locked file
+    # must send it down the awaited path (waiting, the loop free), never past the store.
+    path = tmp_path / "b.sqlite3"
+    async with opened(SqliteStore("h", path=path)) as store:
+        gate = RequestGate(ArrivalWindowLimiter(5, 10.0, store=store), CoolDown(60), 4)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        assert store.try_reserve("x", 5, 30.0) is None  # nothing done: it would have to wait
+        sent = asyncio.Event()
+
+        async def request() -> None:
+            async with gate.slot():
+                sent.set()
+
+        requesting = asyncio.create_task(request())
+        await asyncio.sleep(0.05)
+        assert not sent.is_set() and gate.sent == 0
+        other.execute("COMMIT")
+        other.close()
+        await requesting
+        assert sent.is_set() and gate.sent == 1 and store.held() == 1
 
 
 async def test_a_local_store_locked_too_long_is_our_error(tmp_path):

@@ -6,7 +6,8 @@ import pytest
 
 from bulkpolyv.budget import BudgetUnavailable, MemoryStore
 from bulkpolyv.concurrency import AutoConcurrency
-from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+from bulkpolyv.gate import RequestGate
+from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown
 from bulkpolyv.stopping import StopKind, Stopped
 from tests.virtualtime import virtual_time
 
@@ -50,6 +51,32 @@ async def test_auto_concurrency_reaches_the_rate_at_two_seconds_of_latency():
     assert auto.target == 50
 
 
+async def test_a_request_never_overtakes_one_already_waiting_for_a_place():
+    """Another process holds both places of a window of 2; c waits and asks the store once
+    a second. The other process gives one place back at 3.6, between two of c's polls. d,
+    arriving at 3.8, finds it free, but c was first: d queues behind c instead of taking
+    it on the gate's path without awaits."""
+    granted: list[tuple[str, float]] = []
+    with virtual_time() as time:
+        store = MemoryStore(clock=time.clock)
+        limiter = ArrivalWindowLimiter(2, 10.0, store=store, clock=time.clock, max_poll=1.0)
+        gate = RequestGate(limiter, CoolDown(60, clock=time.clock), 4)
+        for other in ("other-1", "other-2"):
+            assert await store.reserve(other, 2, 100.0) == 0.0
+
+        async def request(name: str, start: float) -> None:
+            await asyncio.sleep(start)
+            async with gate.slot():
+                granted.append((name, time.now))
+
+        async def other_process_gives_one_back() -> None:
+            await asyncio.sleep(3.6)
+            await store.cancel("other-1")
+
+        await asyncio.gather(request("c", 0.5), request("d", 3.8), other_process_gives_one_back())
+    assert granted == [("c", pytest.approx(4.5)), ("d", pytest.approx(14.5))]
+
+
 FAILED = "the Redis budget at redis://budget:6379/0 cannot be reached (ConnectionError)."
 
 
@@ -68,6 +95,10 @@ class FailingStore(MemoryStore):
     async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
         self._count("reserve")
         return await super().reserve(reservation_id, limit, lease)
+
+    def try_reserve(self, reservation_id: str, limit: int, lease: float) -> float | None:
+        self._count("reserve")  # the gate's path when nothing has to wait
+        return super().try_reserve(reservation_id, limit, lease)
 
     def try_complete(self, reservation_id: str, hold: float) -> bool:
         self._count("complete")  # MemoryStore.complete comes here too

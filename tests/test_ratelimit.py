@@ -9,7 +9,8 @@ import pytest
 from bulkpolyv.budget import MemoryStore
 from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
-from bulkpolyv.ratelimit import MIN_POLL, ArrivalWindowLimiter, CoolDown, RequestGate
+from bulkpolyv.gate import RequestGate
+from bulkpolyv.ratelimit import MIN_POLL, ArrivalWindowLimiter, CoolDown
 from tests.virtualtime import virtual_time
 
 
@@ -125,6 +126,9 @@ class SlowReserve(MemoryStore):
         wait = await super().reserve(reservation_id, limit, lease)
         await asyncio.sleep(1.0)
         return wait
+
+    def try_reserve(self, reservation_id: str, limit: int, lease: float) -> float | None:
+        return None  # it has to wait, like a locked file or Redis
 
 
 async def test_a_cancel_during_the_reservation_gives_the_place_back():

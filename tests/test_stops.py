@@ -68,7 +68,8 @@ async def test_pages_before_polyv_ever_answered_stop_the_run_and_after_it_cool_d
     # a CDN's 403s) are a wrong address: no cool-down mends that. Once POLYV has answered,
     # the same pages may be a block (unconfirmed how one looks): one cool-down, as before.
     from bulkpolyv.errors import ErrorKind, PolyvError
-    from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown, RequestGate
+    from bulkpolyv.gate import RequestGate
+    from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown
 
     def gate_and_stop():
         stop = Stop()

@@ -47,6 +47,11 @@ class WindowStore(Protocol):
         first. When the window is full, take nothing and return how many seconds until the
         earliest held place runs out (always ``> 0``)."""
 
+    def try_reserve(self, reservation_id: str, limit: int, lease: float) -> float | None:
+        """:meth:`reserve` if it can be done at once, without waiting for I/O or a lock;
+        None (and nothing done) otherwise. The hot path: most requests find a place free,
+        and an await costs a coroutine per call on the way down."""
+
     async def complete(self, reservation_id: str, hold: float) -> None:
         """The request was answered (or failed): its place now lasts ``hold`` seconds."""
 

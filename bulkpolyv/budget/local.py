@@ -130,6 +130,14 @@ class SqliteStore:
     async def cancel(self, reservation_id: str) -> None:
         await self._retrying(lambda conn: self._cancel(conn, reservation_id))
 
+    def try_reserve(self, reservation_id: str, limit: int, lease: float) -> float | None:
+        """:meth:`reserve` without waiting: None (nothing done) while another process
+        holds the lock."""
+        try:
+            return self._attempt(lambda conn: self._reserve(conn, reservation_id, limit, lease))
+        except _Busy:
+            return None
+
     def try_complete(self, reservation_id: str, hold: float) -> bool:
         """:meth:`complete` without waiting: False (nothing done) while another process
         holds the lock. Saves the caller a task per request when, as nearly always, the

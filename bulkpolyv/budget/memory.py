@@ -27,6 +27,12 @@ class MemoryStore:
         return None
 
     async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
+        return self._reserve(reservation_id, limit, lease)
+
+    def try_reserve(self, reservation_id: str, limit: int, lease: float) -> float | None:
+        return self._reserve(reservation_id, limit, lease)  # never a wait for I/O or a lock
+
+    def _reserve(self, reservation_id: str, limit: int, lease: float) -> float:
         now = self._clock()
         self._purge(now)
         if len(self._expires) < limit:
