@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.manifest.problems import Location
@@ -43,9 +43,12 @@ class Status(StrEnum):
     CONFLICT = "conflict"  # a reviewed plan's item whose live value moved since the plan
 
 
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """What happened to one item. Immutable: built once, when the item is finished."""
+class ItemOutcome(NamedTuple):
+    """What happened to one item. Immutable: built once, when the item is finished.
+
+    A named tuple rather than a frozen dataclass: one is built for every item, and a frozen
+    dataclass's ``__init__`` (an ``object.__setattr__`` per field) cost 3.5x as much, about
+    4 us per item, for the same immutability and about the same memory."""
 
     key: ItemKey
     status: Status
