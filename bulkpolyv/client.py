@@ -109,7 +109,7 @@ def monitor_update_body(update: MonitorUpdate) -> dict[str, object]:
 
 
 class Gate(Protocol):
-    """Decides when a request may be sent; see :mod:`bulkpolyv.ratelimit`."""
+    """Decides when a request may be sent; see :mod:`bulkpolyv.gate`."""
 
     def slot(self) -> AbstractAsyncContextManager[None]: ...
 

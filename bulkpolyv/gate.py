@@ -3,9 +3,10 @@ arrival-safe window (:mod:`bulkpolyv.ratelimit`), in that order, and what the an
 about the host (:class:`~bulkpolyv.reachability.Reachability`).
 
 A request that finds a free place in flight and in the window, outside a cool-down, goes
-through without a single await: that is nearly every request of a run, and each coroutine
-on the way down cost instructions on every one of them. Any wait (a full window, the pace,
-another waiter in line, a store that needs I/O or a lock) takes the awaited path.
+through without a single await: each coroutine on the way down cost instructions on every
+such request. That is nearly every request of a run below its rate; a run held to its rate
+waits for the pace or for places, and takes the awaited path, as does any request that
+finds a waiter in line, a cool-down, or a store that needs I/O or a lock (Redis, always).
 """
 
 from __future__ import annotations
@@ -69,9 +70,7 @@ class RequestGate:
         """A place among the requests in flight, unless the run stops first: then
         :class:`Stopped` at once (a request waiting here was never sent, and must not wait
         for the requests on the wire to be cancelled before it can say so)."""
-        self.stop.check()
-        if self.in_flight.try_acquire():
-            return  # the common case: no wait to race against the stop
+        self.stop.check()  # (the caller already tried for a place without a wait)
         acquiring = asyncio.ensure_future(self.in_flight.acquire())
         stopping = asyncio.ensure_future(self.stop.wait())
         try:
@@ -206,7 +205,8 @@ class _Slot:
         if gate.stop.is_set() or not gate.in_flight.try_acquire():
             await gate._enter_in_flight()
         try:
-            self._permit = gate._permit_at_once() or await gate._permit()
+            permit = gate._permit_at_once()
+            self._permit = permit if permit is not None else await gate._permit()
         except BaseException:
             gate.in_flight.release()
             raise

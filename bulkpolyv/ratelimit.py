@@ -1,4 +1,4 @@
-"""When a request may be sent: the arrival-safe window, the shared cool-down, the gate.
+"""When a request may be sent: the arrival-safe window and the shared cool-down.
 
 POLYV blocks an IP for five minutes once *more than N requests arrive* in any W seconds
 (1,500 in 10 s). We cannot see arrivals; we only know that a request arrives somewhere
@@ -96,7 +96,8 @@ class Permit:
         self.granted_at = granted_at
 
     def try_complete(self) -> bool:
-        """:meth:`complete` if it can be done at once (the store needs no I/O for it)."""
+        """True once nothing is left to do: completed now, the store needing no I/O for
+        it, or completed or cancelled before. False (nothing done): await :meth:`complete`."""
         if not self._done and self._store.try_complete(self.id, self._hold):
             self._done = True
         return self._done
@@ -164,18 +165,29 @@ class ArrivalWindowLimiter:
         # One local waiter asks the store at a time: first come, first served within the
         # process, and the store is polled once per wait, not once per worker.
         self._lock = asyncio.Lock()
+        # Requests in _acquire (waiting for the lock, the pace or the store): while there
+        # are any, try_acquire takes nothing, so no request overtakes one already waiting.
         self._waiting = 0
+        # Until when the store last said the window is full (a poll, bounded by max_poll):
+        # nobody asks it again before then, on either path.
+        self._full_until = 0.0
 
     def try_acquire(self) -> Permit | None:
         """A place at once, or None when it takes a wait: for the pace, for a waiter
         before us, or for the store (the window is full, a lock, I/O)."""
-        if self._waiting or self._pace_wait() > 0:
+        if self._waiting or self._pace_wait() > 0 or self.clock() < self._full_until:
             return None
         reservation_id = self._ids()
         wait = self.store.try_reserve(reservation_id, self.requests, self.lease)
-        if wait is None or wait > 0:
+        if wait is None:
+            return None
+        if wait > 0:
+            self._full(wait)
             return None
         return self._granted(reservation_id)
+
+    def _full(self, wait: float) -> None:
+        self._full_until = self.clock() + min(max(wait, MIN_POLL), self._max_poll)
 
     def _granted(self, reservation_id: str) -> Permit:
         granted_at = self.clock()
@@ -208,13 +220,14 @@ class ArrivalWindowLimiter:
             while True:
                 if stop is not None and stop.is_set():
                     return None
+                poll = self._full_until - self.clock()
+                if poll > 0 and await sleep_unless_stopped(poll, stop, self._sleep):
+                    return None
                 reservation_id = self._ids()
                 wait = await self._reserve(reservation_id)
                 if wait <= 0:
                     return self._granted(reservation_id)
-                poll = min(max(wait, MIN_POLL), self._max_poll)
-                if await sleep_unless_stopped(poll, stop, self._sleep):
-                    return None
+                self._full(wait)
 
     def _pace_wait(self) -> float:
         if self._schedule is None:

@@ -2,8 +2,9 @@
 
 ``python -m tests.budgethammer SPEC LIMIT WINDOW COUNT SEED`` prints ``ready`` once its
 imports are done and waits for a line on stdin (so that two processes start together),
-then takes COUNT places through :class:`ArrivalWindowLimiter` with 8 workers whose
-answers take 0-20 ms, and prints one JSON list of ``[granted_at, answered_at]`` pairs.
+then sends COUNT requests through a :class:`~bulkpolyv.gate.RequestGate` (as a run does:
+its path without awaits and its awaited one) with 8 workers whose answers take 0-20 ms,
+and prints one JSON list of ``[granted_at, answered_at]`` pairs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 import time
 
 from bulkpolyv.budget import make_store, opened
-from bulkpolyv.ratelimit import ArrivalWindowLimiter
+from bulkpolyv.gate import RequestGate
+from bulkpolyv.ratelimit import ArrivalWindowLimiter, CoolDown
 
 API = "https://api.polyv.net"
 
@@ -25,15 +27,15 @@ async def hammer(spec: str, limit: int, window: float, count: int, seed: int) ->
     held: list[list[float]] = []
     async with opened(make_store(spec, API)) as store:
         limiter = ArrivalWindowLimiter(limit, window, store=store, max_request_seconds=5.0)
+        gate = RequestGate(limiter, CoolDown(60), 8)
         remaining = iter(range(count))
 
         async def worker() -> None:
             for _ in remaining:
-                permit = await limiter.acquire()
-                granted = time.monotonic()
-                await asyncio.sleep(rng.uniform(0, 0.02))
-                answered = time.monotonic()
-                await permit.complete()
+                async with gate.slot():  # the place is completed on the way out
+                    granted = time.monotonic()
+                    await asyncio.sleep(rng.uniform(0, 0.02))
+                    answered = time.monotonic()
                 held.append([granted, answered])
 
         await asyncio.gather(*(worker() for _ in range(8)))
