@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import time
@@ -36,6 +37,7 @@ from typing import TypeVar
 from bulkpolyv.budget.base import BudgetUnavailable
 from bulkpolyv.privatefiles import state_dir
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA = """
@@ -92,6 +94,7 @@ class SqliteStore:
         # a typo there would quietly become a budget no other run can see.
         self._create_directory = create_directory
         self._conn: sqlite3.Connection | None = None
+        self._said_locked = False
 
     async def open(self) -> None:
         give_up = time.monotonic() + self._busy_timeout  # real time: sleeps overshoot
@@ -105,13 +108,14 @@ class SqliteStore:
                     raise self._unusable(exc) from exc
                 if time.monotonic() >= give_up:
                     raise self._locked_too_long() from exc
+                self._say_locked()
             except OSError as exc:
                 raise self._unusable(exc) from exc
             else:
                 break
             await asyncio.sleep(LAST_RETRY)
         try:
-            await self._retrying(self._forget_other_boots)
+            await self._retrying(self._forget_other_boots, on_first_wait=self._say_locked)
         except BudgetUnavailable:
             await self.close()  # a store that failed to open holds nothing open
             raise
@@ -148,7 +152,12 @@ class SqliteStore:
             return False
         return True
 
-    async def _retrying(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _retrying(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        on_first_wait: Callable[[], None] | None = None,
+    ) -> T:
         """Run one transaction; while another process holds the lock, wait without
         blocking the loop and try again (see the module docstring)."""
         delay, give_up = FIRST_RETRY, time.monotonic() + self._busy_timeout
@@ -158,8 +167,23 @@ class SqliteStore:
             except _Busy as busy:
                 if time.monotonic() >= give_up:
                     raise self._locked_too_long() from busy.__cause__
+            if on_first_wait is not None:
+                on_first_wait()
+                on_first_wait = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, LAST_RETRY)
+
+    def _say_locked(self) -> None:
+        # Said once, while opening: a run that seems to hang before its first request is
+        # waiting for another process (a stuck one holds the lock until it is killed).
+        if self._said_locked:
+            return
+        self._said_locked = True
+        log.info(
+            "budget: %s is locked by another process; waiting up to %g s",
+            self.description,
+            self._busy_timeout,
+        )
 
     def _attempt(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """One transaction; :class:`_Busy` when another process holds the lock."""
