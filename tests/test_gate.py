@@ -78,59 +78,14 @@ async def test_a_request_never_overtakes_one_already_waiting_for_a_place():
 
 
 class CountingStore(MemoryStore):
-    """Counts how often the window is asked for a place, on either path."""
+    """A memory store that counts its calls: ``reserve`` (either path) and ``complete``."""
 
     def __init__(self, clock) -> None:
         super().__init__(clock=clock)
-        self.asked = 0
-
-    async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
-        self.asked += 1
-        return await super().reserve(reservation_id, limit, lease)
-
-    def try_reserve(self, reservation_id: str, limit: int, lease: float) -> float | None:
-        self.asked += 1
-        return super().try_reserve(reservation_id, limit, lease)
-
-
-async def test_a_full_window_is_asked_once_per_poll_not_again_at_once():
-    # Each ask of a shared SQLite window is a write transaction every process on the host
-    # waits for: the path without awaits finding it full must not be followed at once by
-    # the awaited path asking the same question.
-    with virtual_time() as time:
-        store = CountingStore(time.clock)
-        limiter = ArrivalWindowLimiter(1, 10.0, store=store, clock=time.clock, max_poll=1.0)
-        gate = RequestGate(limiter, CoolDown(60, clock=time.clock), 4)
-        assert await store.reserve("other", 1, 100.0) == 0.0
-        store.asked = 0
-
-        async def other_process_gives_it_back() -> None:
-            await asyncio.sleep(3.5)
-            await store.cancel("other")
-
-        async def request() -> float:
-            async with gate.slot():
-                return time.now
-
-        granted, _ = await asyncio.gather(request(), other_process_gives_it_back())
-    assert granted == pytest.approx(4.0)
-    assert store.asked == 5  # at 0 (full), 1, 2, 3 (full) and 4 (granted)
-
-
-FAILED = "the Redis budget at redis://budget:6379/0 cannot be reached (ConnectionError)."
-
-
-class FailingStore(MemoryStore):
-    """A memory store whose ``reserve`` (or ``complete``) fails from the ``after``-th call."""
-
-    def __init__(self, clock, *, fail: str, after: int) -> None:
-        super().__init__(clock=clock)
-        self.fail, self.after, self.calls = fail, after, {"reserve": 0, "complete": 0}
+        self.calls = {"reserve": 0, "complete": 0}
 
     def _count(self, name: str) -> None:
         self.calls[name] += 1
-        if name == self.fail and self.calls[name] > self.after:
-            raise BudgetUnavailable(FAILED)
 
     async def reserve(self, reservation_id: str, limit: int, lease: float) -> float:
         self._count("reserve")
@@ -143,6 +98,46 @@ class FailingStore(MemoryStore):
     def try_complete(self, reservation_id: str, hold: float) -> bool:
         self._count("complete")  # MemoryStore.complete comes here too
         return super().try_complete(reservation_id, hold)
+
+
+async def test_a_full_window_is_asked_once_per_poll_not_again_at_once():
+    # Each ask of a shared SQLite window is a write transaction every process on the host
+    # waits for: the path without awaits finding it full must not be followed at once by
+    # the awaited path asking the same question.
+    with virtual_time() as time:
+        store = CountingStore(time.clock)
+        limiter = ArrivalWindowLimiter(1, 10.0, store=store, clock=time.clock, max_poll=1.0)
+        gate = RequestGate(limiter, CoolDown(60, clock=time.clock), 4)
+        assert await store.reserve("other", 1, 100.0) == 0.0
+        store.calls["reserve"] = 0
+
+        async def other_process_gives_it_back() -> None:
+            await asyncio.sleep(3.5)
+            await store.cancel("other")
+
+        async def request() -> float:
+            async with gate.slot():
+                return time.now
+
+        granted, _ = await asyncio.gather(request(), other_process_gives_it_back())
+    assert granted == pytest.approx(4.0)
+    assert store.calls["reserve"] == 5  # at 0 (full), 1, 2, 3 (full) and 4 (granted)
+
+
+FAILED = "the Redis budget at redis://budget:6379/0 cannot be reached (ConnectionError)."
+
+
+class FailingStore(CountingStore):
+    """A counting store whose ``reserve`` (or ``complete``) fails from the ``after``-th call."""
+
+    def __init__(self, clock, *, fail: str, after: int) -> None:
+        super().__init__(clock)
+        self.fail, self.after = fail, after
+
+    def _count(self, name: str) -> None:
+        super()._count(name)
+        if name == self.fail and self.calls[name] > self.after:
+            raise BudgetUnavailable(FAILED)
 
 
 def gate_on(store: MemoryStore, clock) -> RequestGate:
