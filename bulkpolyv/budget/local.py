@@ -115,7 +115,7 @@ class SqliteStore:
                 break
             await asyncio.sleep(LAST_RETRY)
         try:
-            await self._retrying(self._forget_other_boots, on_first_wait=self._say_locked)
+            await self._retrying(self._forget_other_boots, on_wait=self._say_locked)
         except BudgetUnavailable:
             await self.close()  # a store that failed to open holds nothing open
             raise
@@ -156,10 +156,11 @@ class SqliteStore:
         self,
         work: Callable[[sqlite3.Connection], T],
         *,
-        on_first_wait: Callable[[], None] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> T:
         """Run one transaction; while another process holds the lock, wait without
-        blocking the loop and try again (see the module docstring)."""
+        blocking the loop (calling ``on_wait`` before each wait) and try again (see the
+        module docstring)."""
         delay, give_up = FIRST_RETRY, time.monotonic() + self._busy_timeout
         while True:
             try:
@@ -167,9 +168,8 @@ class SqliteStore:
             except _Busy as busy:
                 if time.monotonic() >= give_up:
                     raise self._locked_too_long() from busy.__cause__
-            if on_first_wait is not None:
-                on_first_wait()
-                on_first_wait = None
+            if on_wait is not None:
+                on_wait()
             await asyncio.sleep(delay)
             delay = min(delay * 2, LAST_RETRY)
 
