@@ -110,3 +110,33 @@ def line(**fields):
 }
 BARE_CHILD = BARE_TEMPLATE.format(setup="", before_send="", after_answer="")
 FLOOR_CHILD = BARE_TEMPLATE.format(**FLOOR_HOOKS)
+
+# The control (``--control K``): the bare loop plus plain Python after each answer, K small
+# functions of its own (each builds a dict, compares and looks up), generated so that every
+# one is a distinct code object, as bulkpolyv's per-request work is spread over many. With
+# K chosen so that its instructions per request match bulkpolyv's, it shows what that many
+# instructions of plain Python cost in CPU seconds, and so how much of bulkpolyv's CPU is
+# the kind of work it does (caches, branches) rather than how much (``--instructions``).
+CONTROL_SETUP = """
+import random
+CONTROL_STEPS = int(os.environ["EFFICIENCY_CONTROL_STEPS"])
+_rng = random.Random(7)
+_sources = []
+for _i in range(CONTROL_STEPS):
+    _keys = [f"k{_i}_{_j}" for _j in range(_rng.randint(2, 5))]
+    _sources.append(
+        f"def _step{_i}(v, label):\\n"
+        + "    d = {" + ", ".join(f"{_k!r}: v + {_j}" for _j, _k in enumerate(_keys))
+        + ", 'label': label}\\n"
+        + f"    if d[{_keys[0]!r}] {'>' if _i % 2 else '<'} {_rng.randint(0, 100)}:\\n"
+        + f"        d['x{_i}'] = label\\n"
+        + f"    return len(d) + (d.get('missing{_i}') or 0)\\n"
+    )
+exec("\\n".join(_sources))
+STEPS = [globals()[f"_step{_i}"] for _i in range(CONTROL_STEPS)]
+def plain_python(label):
+    return sum(step(i, label) for i, step in enumerate(STEPS))
+"""
+CONTROL_CHILD = BARE_TEMPLATE.format(
+    setup=CONTROL_SETUP, before_send="", after_answer="plain_python(path)"
+)

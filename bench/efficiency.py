@@ -5,7 +5,8 @@
     python bench/efficiency.py --checkout DIR      # measure another checkout's code
     python bench/efficiency.py --loop uvloop       # bulkpolyv and the bare loop on uvloop
     python bench/efficiency.py --budget default    # with the host-wide SQLite budget store
-    python bench/efficiency.py --instructions      # client figures counted by callgrind
+    python bench/efficiency.py --instructions      # client figures counted by cachegrind
+    python bench/efficiency.py --control 54        # also the control (plain Python)
 
 Every figure is measured in a child process (``wait4`` gives its CPU time and peak RSS), so
 the same script measures any checkout of bulkpolyv, old or new, against the same simulator.
@@ -19,8 +20,13 @@ issue 16 keeps: a timestamped JSON line handed to the kernel before each write a
 after it, and a sliding-window count per request. It shows how much of the 1.3x goal the
 journal's guarantee alone takes. Each figure is the median of ``--runs`` runs; the worst is
 printed beside it. On a shared host the CPU figures move by 10-15 % from run to run;
-``--instructions`` counts user-space instructions instead (valgrind), which repeat exactly
-but do not see the kernel's share (the journal's writes, the sockets).
+``--instructions`` counts user-space instructions instead (valgrind's cachegrind), which
+repeat exactly but do not see the kernel's share (the journal's writes, the sockets),
+with the first-level cache misses and branch mispredictions cachegrind's model of the CPU
+counts for them: CPU seconds follow those too, not instructions alone. The *control*
+(``--control K``) is the bare loop plus K small functions of plain Python per request:
+with as many instructions per request as bulkpolyv, it shows what that many instructions
+cost when they are simple ones.
 
 Start-up is measured as a user meets it: the checkout installed (``pip install --target``,
 which compiles its bytecode) for a scratch interpreter that sees the benchmark's own
@@ -47,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from children import APPLY_CHILD, BARE_CHILD, FLOOR_CHILD
+from children import APPLY_CHILD, BARE_CHILD, CONTROL_CHILD, FLOOR_CHILD
 from common import SECRET_ENV, SimProcess, make_world
 
 HERE = Path(__file__).resolve().parent.parent
@@ -110,7 +116,7 @@ def client_args(client: str, manifest: Path, sim: SimProcess, scratch: Path) -> 
     env = json.dumps(ENV)
     if client == "bulkpolyv":
         return [sys.executable, "-c", APPLY_CHILD, str(manifest), sim.url, journal, env]
-    code = BARE_CHILD if client == "bare loop" else FLOOR_CHILD
+    code = {"bare loop": BARE_CHILD, "floor": FLOOR_CHILD, "control": CONTROL_CHILD}[client]
     return [sys.executable, "-c", code, str(manifest), sim.url, env, journal]
 
 
@@ -119,38 +125,56 @@ def per_request(
     worlds: list[tuple[Path, dict]],
     client: str,
     scratch: Path,
-    measure: Callable[[list[str]], float],
-) -> float:
-    """``measure`` per request: the slope between the small and the large world, which
-    cancels the start-up cost (imports, loading the manifest)."""
+    measure: Callable[[list[str]], dict[str, float]],
+) -> dict[str, float]:
+    """``measure``'s figures per request: the slope between the small and the large world,
+    which cancels the start-up cost (imports, loading the manifest)."""
     points = []
     for manifest, state in worlds:
         sim.prepare(state)
-        cost = measure(client_args(client, manifest, sim, scratch))
-        points.append((sim.stats()["requests"], cost))
-    (small_requests, small_cost), (large_requests, large_cost) = points
-    return (large_cost - small_cost) / (large_requests - small_requests)
+        costs = measure(client_args(client, manifest, sim, scratch))
+        points.append((sim.stats()["requests"], costs))
+    (small_requests, small_costs), (large_requests, large_costs) = points
+    return {
+        name: (large_costs[name] - small_costs[name]) / (large_requests - small_requests)
+        for name in large_costs
+    }
 
 
-def cpu_seconds(checkout: Path) -> Callable[[list[str]], float]:
-    return lambda args: run_child_rusage(args, checkout).cpu
+def cpu_seconds(checkout: Path) -> Callable[[list[str]], dict[str, float]]:
+    return lambda args: {"CPU s / 1,000 requests": 1000 * run_child_rusage(args, checkout).cpu}
 
 
-def instructions(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]], float]:
-    """The child's user-space instructions, counted by callgrind: the same count on every
-    run whatever else the host does (but blind to the kernel's share: the journal's
+# What valgrind's cachegrind counts (events as its output names them), by the name printed.
+SIMULATED = {
+    "instructions / request": ("Ir",),
+    "I1 misses / request": ("I1mr",),
+    "D1 misses / request": ("D1mr", "D1mw"),
+    "branch mispredictions / request": ("Bcm", "Bim"),
+}
+
+
+def simulated(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]], dict[str, float]]:
+    """The child's user-space instructions, and the first-level cache misses and branch
+    mispredictions that cachegrind's model of this CPU counts for them: the same counts on
+    every run whatever else the host does. Blind to the kernel's share (the journal's
     os.write, the sockets). ``on_path`` as for :func:`child_place`."""
 
-    def count(args: list[str]) -> float:
+    def count(args: list[str]) -> dict[str, float]:
         env, cwd = child_place(args, checkout, on_path)
-        done = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *args],
-            cwd=cwd, env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
-        )  # fmt: skip
-        found = re.search(r"Collected : (\d+)", done.stderr)
-        if done.returncode != 0 or found is None:
-            raise RuntimeError(f"{args[:3]} under callgrind failed: {done.stderr[-2000:]}")
-        return float(found.group(1))
+        with tempfile.NamedTemporaryFile(prefix="cachegrind-") as out:
+            done = subprocess.run(
+                ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes",
+                 f"--cachegrind-out-file={out.name}", *args],
+                cwd=cwd, env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, text=True,
+            )  # fmt: skip
+            text = out.read().decode()
+        lines = [re.search(rf"^{part}: (.+)$", text, re.M) for part in ("events", "summary")]
+        if done.returncode != 0 or lines[0] is None or lines[1] is None:
+            raise RuntimeError(f"{args[:3]} under cachegrind failed: {done.stderr[-2000:]}")
+        events, summary = lines[0].group(1).split(), lines[1].group(1).split()
+        counts = dict(zip(events, map(int, summary), strict=True))
+        return {name: float(sum(counts[e] for e in events)) for name, events in SIMULATED.items()}
 
     return count
 
@@ -207,10 +231,11 @@ def startup_figures(args: argparse.Namespace, checkout: Path, scratch: Path) -> 
             figures.setdefault(f"{name} wall s", []).append(child.wall)
             figures.setdefault(f"{name} CPU s", []).append(child.cpu)
     if args.instructions:
-        count = instructions(checkout, on_path=False)
+        count = simulated(checkout, on_path=False)
         for name, command in commands.items():
             label = name.removeprefix("bulkpolyv ")  # "--help instructions", as before
-            figures[f"{label} instructions"] = [count([python, "-m", "bulkpolyv", *command])]
+            counted = count([python, "-m", "bulkpolyv", *command])["instructions / request"]
+            figures[f"{label} instructions"] = [counted]
     return figures
 
 
@@ -249,6 +274,15 @@ def parse_args() -> argparse.Namespace:
         "the start-up's counts beside its times; about 8 minutes with --skip rows",
     )
     parser.add_argument(
+        "--control",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also measure the control: the bare loop plus K distinct small functions of "
+        "plain Python per request (children.py); pick K so that its instructions per "
+        "request match bulkpolyv's (--instructions), to see what they cost in CPU seconds",
+    )
+    parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
         default="asyncio",
@@ -264,38 +298,49 @@ def parse_args() -> argparse.Namespace:
 
 
 def client_figures(args: argparse.Namespace, sim: SimProcess, scratch: Path) -> dict:
-    """Per request, for each client: CPU seconds per 1,000, or instructions per request."""
+    """Per request, for each client: CPU seconds per 1,000, or what cachegrind counts."""
     checkout = args.checkout.resolve()
     if args.instructions:
-        sizes, unit, scale = (200, 1_000), "instructions / request", 1
-        measure, runs = instructions(checkout), 1
+        sizes, measure, runs = (200, 1_000), simulated(checkout), 1
     else:
-        sizes, unit, scale = (2_000, 20_000), "CPU s / 1,000 requests", 1000
-        measure, runs = cpu_seconds(checkout), args.runs
+        sizes, measure, runs = (2_000, 20_000), cpu_seconds(checkout), args.runs
     worlds = [make_world(scratch / f"w{n}", n, PER_CHANNEL) for n in sizes]
     figures: dict[str, list[float]] = {}
     for _ in range(runs):
-        for client in CLIENTS:
-            cost = scale * per_request(sim, worlds, client, scratch, measure)
-            figures.setdefault(f"client {unit}: {client}", []).append(cost)
+        for client in clients(args):
+            for unit, cost in per_request(sim, worlds, client, scratch, measure).items():
+                figures.setdefault(f"client {unit}: {client}", []).append(cost)
     return figures
 
 
+def clients(args: argparse.Namespace) -> tuple[str, ...]:
+    return (*CLIENTS, "control") if args.control else CLIENTS
+
+
 def print_ratios(figures: dict[str, list[float]], width: int) -> None:
-    """The goal is a ratio: each run's own, then their median."""
-    names = {client: name for name in figures for client in CLIENTS if name.endswith(client)}
-    if len(names) < len(CLIENTS):
-        return
-    bare = figures[names["bare loop"]]
-    for client, goal in (("bulkpolyv", "  (goal <= 1.3)"), ("floor", "")):
-        ratios = [a / b for a, b in zip(figures[names[client]], bare, strict=True)]
-        print(f"{f'{client} / bare loop, per run'.ljust(width)}  {median_worst(ratios)}{goal}")
+    """The goal is a ratio: each run's own, then their median; for each unit measured."""
+    lines = []
+    for name in figures:
+        if not (name.startswith("client ") and name.endswith(": bare loop")):
+            continue
+        unit = name.removeprefix("client ").removesuffix(": bare loop")
+        for client in ("bulkpolyv", "floor", "control"):
+            if (values := figures.get(f"client {unit}: {client}")) is None:
+                continue
+            ratios = [a / b for a, b in zip(values, figures[name], strict=True)]
+            goal = client == "bulkpolyv" and unit.startswith(("CPU", "instructions"))
+            label = f"{client} / bare loop, {unit.split(' / ')[0]}, per run"
+            lines.append((label, f"{median_worst(ratios)}{'  (goal <= 1.3)' * goal}"))
+    width = max([width, *(len(label) for label, _ in lines)])
+    for label, shown in lines:
+        print(f"{label.ljust(width)}  {shown}")
 
 
 def main() -> int:
     args = parse_args()
     os.environ["BULKPOLYV_LOOP"] = args.loop
     os.environ["EFFICIENCY_BUDGET"] = args.budget
+    os.environ["EFFICIENCY_CONTROL_STEPS"] = str(args.control)
     checkout = args.checkout.resolve()
     if not (checkout / "bulkpolyv").is_dir():
         raise SystemExit(f"--checkout {args.checkout}: not a bulkpolyv source tree")

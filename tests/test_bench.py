@@ -34,9 +34,13 @@ def test_tiny_benchmark_runs_and_reports_every_figure(tmp_path):
     assert "figure" in result.stdout and "goal" in result.stdout
 
 
-def test_the_efficiency_clients_send_the_same_writes_and_the_floor_journals_each(tmp_path):
-    """bench/efficiency.py's three clients against the bench's simulator, 20 rows: each
-    writes every row, and the floor hands the kernel a sending and a done line per write."""
+def test_the_efficiency_clients_send_the_same_writes_and_the_floor_journals_each(
+    tmp_path, monkeypatch
+):
+    """bench/efficiency.py's clients (the control with 3 steps of plain Python) against the
+    bench's simulator, 20 rows: each writes every row, and the floor hands the kernel a
+    sending and a done line per write."""
+    monkeypatch.setenv("EFFICIENCY_CONTROL_STEPS", "3")
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import efficiency
@@ -46,13 +50,13 @@ def test_the_efficiency_clients_send_the_same_writes_and_the_floor_journals_each
     manifest, state = make_world(tmp_path / "w", 20, efficiency.PER_CHANNEL)
     sim = SimProcess()
     try:
-        for client in efficiency.CLIENTS:
+        for client in (*efficiency.CLIENTS, "control"):
             sim.prepare(state)
             args = efficiency.client_args(client, manifest, sim, tmp_path)
             efficiency.run_child_rusage(args, ROOT)  # raises when the child fails
             assert sim.stats()["requests"] == 2 + 20, client  # 2 channel reads, 20 writes
             journal = Path(args[5] if client == "bulkpolyv" else args[-1])
-            if client == "bare loop":
+            if client in ("bare loop", "control"):
                 assert not journal.exists()
                 continue
             lines = [json.loads(line) for line in journal.read_text().splitlines()]
