@@ -172,8 +172,8 @@ def simulated(checkout: Path, *, on_path: bool = True) -> Callable[[list[str]], 
         lines = [re.search(rf"^{part}: (.+)$", text, re.M) for part in ("events", "summary")]
         if done.returncode != 0 or lines[0] is None or lines[1] is None:
             raise RuntimeError(f"{args[:3]} under cachegrind failed: {done.stderr[-2000:]}")
-        events, summary = lines[0].group(1).split(), lines[1].group(1).split()
-        counts = dict(zip(events, map(int, summary), strict=True))
+        names, summary = lines[0].group(1).split(), lines[1].group(1).split()
+        counts = dict(zip(names, map(int, summary), strict=True))
         return {name: float(sum(counts[e] for e in events)) for name, events in SIMULATED.items()}
 
     return count
@@ -269,9 +269,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--instructions",
         action="store_true",
-        help="the client figures in user-space instructions per request (valgrind's "
-        "callgrind, small worlds, one run: the count repeats), instead of CPU seconds, and "
-        "the start-up's counts beside its times; about 8 minutes with --skip rows",
+        help="the client figures in user-space instructions, cache misses and branch "
+        "mispredictions per request (valgrind's cachegrind, small worlds, one run: the counts "
+        "repeat), instead of CPU seconds, and the start-up's instructions beside its times; "
+        "about 10 minutes with --skip rows",
     )
     parser.add_argument(
         "--control",
