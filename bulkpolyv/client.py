@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -184,13 +184,21 @@ class PolyvClient:
 
     # --- account callbacks -----------------------------------------------------------------
 
-    async def set_callback(self, account: Credentials, kind: str, url: str | None) -> ApiResult:
+    # The writes are plain functions handing back the request's coroutine: an ``async def``
+    # that only awaited it was one more frame that every resumption of the request passed
+    # through, on every write.
+
+    def set_callback(
+        self, account: Credentials, kind: str, url: str | None
+    ) -> Coroutine[Any, Any, ApiResult]:
         """Set one of the account's callbacks; ``None`` switches it off (``url`` left out)."""
         path = SET_CALLBACK[kind].format(user_id=account.user_id)
-        return await self._call("POST", path, account, {"url": url}, v4=False)
+        return self._call("POST", path, account, {"url": url}, v4=False)
 
-    async def set_record_callback(self, account: Credentials, url: str | None) -> ApiResult:
-        return await self.set_callback(account, "record", url)
+    def set_record_callback(
+        self, account: Credentials, url: str | None
+    ) -> Coroutine[Any, Any, ApiResult]:
+        return self.set_callback(account, "record", url)
 
     async def get_callbacks(self, account: Credentials) -> CallbackSettings:
         """All of the account's callbacks, from one ``callback/get`` read."""
@@ -231,11 +239,11 @@ class PolyvClient:
             integer_ids = integer_ids and type(entry["id"]) is int
         return MonitorListing(monitors, frozenset(fields), integer_ids)
 
-    async def update_monitor(
+    def update_monitor(
         self, account: Credentials, channel_id: int, update: MonitorUpdate
-    ) -> ApiResult:
+    ) -> Coroutine[Any, Any, ApiResult]:
         body = monitor_update_body(update)
-        return await self._call(
+        return self._call(
             "POST", UPDATE_MONITOR, account, {"channelId": channel_id}, v4=True, json_body=body
         )
 
@@ -249,10 +257,12 @@ class PolyvClient:
             raise self._bad_shape(QUERY_MONITOR_SETTING, result, "data is not an object")
         return yes_no(result.data.get("enabled"))
 
-    async def set_monitoring(self, account: Credentials, channel_id: int, on: str) -> ApiResult:
+    def set_monitoring(
+        self, account: Credentials, channel_id: int, on: str
+    ) -> Coroutine[Any, Any, ApiResult]:
         body: dict[str, object] = {MONITOR_SETTING_FIELD: on}
         params = {"channelId": channel_id}
-        return await self._call(
+        return self._call(
             "POST", UPDATE_MONITOR_SETTING, account, params, v4=True, json_body=body
         )
 

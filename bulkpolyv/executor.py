@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from bulkpolyv.answers import ApiResult
 from bulkpolyv.client import PolyvClient
 from bulkpolyv.errors import BulkPolyvError, ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
@@ -44,6 +45,7 @@ from bulkpolyv.stopping import Stop, StopKind
 from bulkpolyv.urls import redact_text
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 # How long requests already sent may take to be answered after a stop, before they are
@@ -93,14 +95,24 @@ class Executor:
         text = redact_text(said)[:300]
         self.stop(f"{what}: {text}", StopKind.ABORTED)
 
-    async def _pool(self, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
+    async def _pool(
+        self,
+        items: Iterable[T],
+        work: Callable[[T], Awaitable[R]],
+        done: Callable[[R], None] | None = None,
+    ) -> None:
+        """Each of ``items`` to ``work`` by :attr:`concurrency` workers, each result to
+        ``done`` (a callback, not a coroutine wrapped around ``work``: every level of
+        coroutines is one more frame for each resumption of each request)."""
         iterator: Iterator[T] = iter(items)
 
         async def worker() -> None:
             for item in iterator:  # shared: each item goes to exactly one worker
                 if self.stopping.is_set():
                     return
-                await work(item)
+                result = await work(item)
+                if done is not None:
+                    done(result)
 
         with long_lived():  # the manifest and the plan, out of the collector's way
             await self._run_workers(
@@ -196,18 +208,11 @@ class Executor:
         for outcome in settled_outcomes(plan):
             finish(outcome)
 
-        async def write(op: Operation) -> None:
-            try:
-                outcome = await self._write(op, plan.credentials[op.key.account], conflicts, verify)
-            except Exception as error:  # becomes an aborted run
-                self.abort(f"unexpected error on {op.key}", error)
-                outcome = ItemOutcome.of_operation(
-                    op, Status.FAILED, message=f"not known: {self.stopping.reason}"
-                )
-            finish(outcome)
+        def write(op: Operation) -> Awaitable[ItemOutcome]:
+            return self._write(op, plan.credentials[op.key.account], conflicts, verify)
 
         try:
-            await self._pool(plan.operations, write)
+            await self._pool(plan.operations, write, finish)
         except Exception as error:  # any error: the run is aborted, with a record
             self.abort("unexpected error", error)
         reason = f"not attempted: {self.stopping.reason or 'the run was interrupted'}"
@@ -223,57 +228,89 @@ class Executor:
         verify: bool,
     ) -> ItemOutcome:
         """Check, send and (with ``verify``) read back one operation; never raises for
-        what POLYV answers, nor when cancelled after a stop."""
+        what POLYV answers, for a bug (the run is aborted), nor when cancelled after a
+        stop."""
         started, record = self.clock(), Attempted()
-        details: dict[str, Any] = {"status": Status.FAILED}
+        answer: ApiResult | None = None
         try:
             self._check_circuits(op)
             if conflicts is not None:
-                live = await self.read_fields(credentials, op)
-                done = as_planned(op, live)  # e.g. the reviewed plan's second apply
-                if done is True:
-                    return ItemOutcome.of_operation(
-                        op, Status.UNCHANGED, attempts=record.attempts, message="already as planned"
-                    )
-                reason = None if done is None else conflicts(op, live)
-                if reason:
-                    raise Conflict(reason)
+                settled = await self._settled(op, credentials, conflicts)
+                if settled is not None:
+                    return settled
             self._journal_sending(op)
             answer = await self.requests.call(
                 op.key.account, lambda: send(self.client, credentials, op), record
             )
-            details.update(
-                status=Status.CHANGED,
-                request_id=answer.request_id,
-                http_status=answer.http_status,
-            )
+            verified, note = None, ""
             if verify:
                 verified, note = check_stuck(op, await self.read_fields(credentials, op))
-                details.update(verified=verified, message=note)
-        except NotStuck as not_stuck:
-            details.update(status=Status.FAILED, message=str(not_stuck), verified=False)
-        except Conflict as conflict:
-            details.update(status=Status.CONFLICT, message=str(conflict))
-        except PolyvError as error:
-            details.update(failure_details(error))
-            if error.kind is ErrorKind.FEATURE_MISSING and not op.key.is_callback:
-                self.requests.channels.trip(op.key.account, op.key.channel_id, error)
-        except ChannelFailed as failed:
-            details.update(failure_details(failed.error))
-        except Skip as skipped:
-            details.update(status=Status.SKIPPED, message=str(skipped))
-            if record.error is not None:
-                details.update(
-                    polyv_code=record.error.polyv_code, http_status=record.error.http_status
-                )
+            # The outcome of nearly every item, built from what is at hand: no dict of
+            # details to be unpacked again.
+            return ItemOutcome.of_operation(
+                op,
+                Status.CHANGED,
+                attempts=record.attempts,
+                http_status=answer.http_status,
+                message=note,
+                request_id=answer.request_id,
+                duration=self.clock() - started,
+                verified=verified,
+            )
         except asyncio.CancelledError:
             if not self.stopping.is_set():
                 raise
             _uncancel()
-            details.update(_cancelled(details["status"], record.attempts, self.stopping))
+            details = _cancelled(answer, record.attempts, self.stopping)
+        except Exception as error:
+            details = self._failure(op, error, answer, record)
         return ItemOutcome.of_operation(
             op, attempts=record.attempts, duration=self.clock() - started, **details
         )
+
+    async def _settled(
+        self, op: Operation, credentials: Credentials, conflicts: ConflictCheck
+    ) -> ItemOutcome | None:
+        """A reviewed plan's item read again before its write: its outcome when it is
+        already as planned (the plan's second apply), None when it is to be written;
+        raises :class:`Conflict` when its live value moved since the plan."""
+        live = await self.read_fields(credentials, op)
+        done = as_planned(op, live)
+        if done is True:
+            return ItemOutcome.of_operation(op, Status.UNCHANGED, message="already as planned")
+        reason = None if done is None else conflicts(op, live)
+        if reason:
+            raise Conflict(reason)
+        return None
+
+    def _failure(
+        self, op: Operation, error: Exception, answer: ApiResult | None, record: Attempted
+    ) -> dict[str, Any]:
+        """What an item's outcome says when its write, or the read back after it (then
+        ``answer`` is the write's), raised ``error``."""
+        details: dict[str, Any] = {"status": Status.FAILED}
+        if answer is not None:
+            details.update(_written(answer))
+        if isinstance(error, NotStuck):
+            details.update(status=Status.FAILED, message=str(error), verified=False)
+        elif isinstance(error, Conflict):
+            details.update(status=Status.CONFLICT, message=str(error))
+        elif isinstance(error, PolyvError):
+            details.update(failure_details(error))
+            if error.kind is ErrorKind.FEATURE_MISSING and not op.key.is_callback:
+                self.requests.channels.trip(op.key.account, op.key.channel_id, error)
+        elif isinstance(error, ChannelFailed):
+            details.update(failure_details(error.error))
+        elif isinstance(error, Skip):
+            details.update(status=Status.SKIPPED, message=str(error))
+            if record.error is not None:
+                details.update(
+                    polyv_code=record.error.polyv_code, http_status=record.error.http_status
+                )
+        else:  # a bug: the run is aborted, and this item is not known
+            self.abort(f"unexpected error on {op.key}", error)
+            details.update(status=Status.FAILED, message=f"not known: {self.stopping.reason}")
+        return details
 
     def _check_circuits(self, op: Operation) -> None:
         self.requests.circuit.check(op.key.account)
@@ -291,11 +328,20 @@ class Executor:
             raise Skip(f"not sent: {self.stopping.reason}") from None
 
 
-def _cancelled(status: Status, attempts: int, stop: Stop) -> dict[str, Any]:
+def _written(answer: ApiResult) -> dict[str, Any]:
+    """What an outcome says of a write POLYV accepted."""
+    return {
+        "status": Status.CHANGED,
+        "request_id": answer.request_id,
+        "http_status": answer.http_status,
+    }
+
+
+def _cancelled(answer: ApiResult | None, attempts: int, stop: Stop) -> dict[str, Any]:
     """What an item cancelled after a stop reports: a write already answered keeps its
     status; one still on the wire may have been applied; one never sent was skipped."""
-    if status is Status.CHANGED:
-        return {"message": "written; not read back: the run was stopped"}
+    if answer is not None:
+        return {**_written(answer), "message": "written; not read back: the run was stopped"}
     if attempts:
         return {"status": Status.FAILED, "message": IN_FLIGHT}
     return {"status": Status.SKIPPED, "message": f"not attempted: {stop.reason}"}

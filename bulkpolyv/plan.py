@@ -64,15 +64,18 @@ class FieldChange:
         }
 
     def shown(self) -> tuple[str, str]:
-        """(before, after) as any output may show them."""
-        if self.field == "password":
+        """(before, after) as any output may show them. (Called for every item by the
+        journal, the report and the plan's checksum: :attr:`is_url` and :func:`_text`
+        are written out here rather than called.)"""
+        name = self.field
+        if name == "password":
             return ("(unknown)" if not self.before_known else "(hidden)", "(changed)")
         before, after = self.before, self.after
-        if self.is_url:
+        if name.endswith("_callback"):
             before, after = redact_url(before), redact_url(after)
         return (
-            "(unknown)" if not self.before_known else _text(before),
-            _text(after),
+            "(unknown)" if not self.before_known else "(none)" if before is None else before,
+            "(none)" if after is None else after,
         )
 
 

@@ -128,31 +128,48 @@ class RetryingCaller:
         if await sleep_unless_stopped(seconds, self.stop, self.policy.sleep):
             raise Interrupted(f"not attempted again: {self.stop.reason}")
 
-    async def _attempt(
-        self, account: str, call: Callable[[], Awaitable[T]], record: Attempted
-    ) -> T:
+    def _before(self, account: str, record: Attempted) -> None:
+        """An attempt is about to be made: never after a stop, nor for an open circuit."""
         if self.stop.is_set():
             raise Interrupted(f"not attempted: {self.stop.reason}")
         self.circuit.check(account)
         record.attempts += 1
+
+    def _not_sent(self, record: Attempted) -> Interrupted:
+        """Stopped while waiting in the gate: this try was never sent."""
+        record.attempts -= 1
+        return Interrupted(f"not attempted: {self.stop.reason}")
+
+    def _failed(self, account: str, error: PolyvError, record: Attempted) -> None:
+        record.error = error
+        if error.kind is ErrorKind.AUTH:
+            self.circuit.trip(account, error)
+
+    async def _attempt(
+        self, account: str, call: Callable[[], Awaitable[T]], record: Attempted
+    ) -> T:
+        self._before(account, record)
         try:
             return await call()
-        except Stopped:  # stopped while waiting in the gate: this try was never sent
-            record.attempts -= 1
-            raise Interrupted(f"not attempted: {self.stop.reason}") from None
+        except Stopped:
+            raise self._not_sent(record) from None
         except PolyvError as error:
-            record.error = error
-            if error.kind is ErrorKind.AUTH:
-                self.circuit.trip(account, error)
+            self._failed(account, error, record)
             raise
 
     async def call(self, account: str, call: Callable[[], Awaitable[T]], record: Attempted) -> T:
-        # The first attempt runs bare: nearly every request succeeds at once, and a
-        # tenacity controller per request was a tenth of the runner's CPU. A retryable
-        # failure is handed to tenacity as its attempt 1, so the policy is unchanged.
+        # The first attempt runs bare, in this frame rather than through _attempt: nearly
+        # every request succeeds at once; a tenacity controller per request was a tenth of
+        # the runner's CPU, and a coroutine that only awaits another is one more frame for
+        # every resumption of the request. A retryable failure is handed to tenacity as its
+        # attempt 1, so the policy is unchanged.
+        self._before(account, record)
         try:
-            return await self._attempt(account, call, record)
+            return await call()
+        except Stopped:
+            raise self._not_sent(record) from None
         except PolyvError as error:
+            self._failed(account, error, record)
             if not error.retryable:
                 raise
             first_failure: PolyvError | None = error
