@@ -245,7 +245,9 @@ async def test_redis_store_holds_places_by_the_server_clock(redis_url):
         await store.cancel("b")
         assert await store.held() == 1
         assert await store.reserve("c", 2, lease=30.0) == 0.0
-        assert 0.0 < await store.reserve("d", 2, lease=30.0) <= 0.2
+        # 0.2 s after "a" was completed, give or take the millisecond the store rounds
+        # every expiry up by (it holds a place longer, never shorter): 0.201 was seen
+        assert 0.0 < await store.reserve("d", 2, lease=30.0) <= 0.201
         await asyncio.sleep(0.25)  # real time: Redis keeps its own clock
         assert await store.reserve("d", 2, lease=30.0) == 0.0
         assert await store._redis.pttl(store.key) > 29_000  # an idle key goes away
