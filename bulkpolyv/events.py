@@ -3,7 +3,8 @@
 :class:`RunEvents` has a no-op default for every event, so an observer overrides only
 what it cares about: the journal records ``sending`` and ``outcome``, the progress display
 counts reads and outcomes and shows cool-downs, a test records whatever it asserts on.
-:class:`FanOut` hands each event to several observers, in the order given.
+:class:`FanOut` hands each event to several observers, in the order given;
+:func:`fan_out` makes one only where there is more than one observer.
 """
 
 from __future__ import annotations
@@ -76,3 +77,19 @@ class FanOut(RunEvents):
     def retry(self, account: str, attempt: int, wait: float, reason: str) -> None:
         for observer in self.observers:
             observer.retry(account, attempt, wait, reason)
+
+
+def fan_out(*observers: RunEvents | None) -> RunEvents:
+    """The observers (None left out) as one, in order: a :class:`FanOut` only where there
+    are several, and one level of them, however they were nested. Each event is a call
+    per item or per request; a fan-out around one observer, or inside another, only
+    added a loop to each."""
+    flat: list[RunEvents] = []
+    for observer in observers:
+        if isinstance(observer, FanOut):
+            flat.extend(observer.observers)
+        elif observer is not None:
+            flat.append(observer)
+    if not flat:
+        return RunEvents()
+    return flat[0] if len(flat) == 1 else FanOut(*flat)

@@ -39,4 +39,18 @@ def dumps_orjson(value: Any, *, sort_keys: bool = False, newline: bool = False) 
         return dumps_stdlib(value, sort_keys=sort_keys, newline=newline)
 
 
+def _line_orjson(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return dumps_stdlib(value, newline=True)
+
+
+def _line_stdlib(value: Any) -> bytes:
+    return dumps_stdlib(value, newline=True)
+
+
 dumps = dumps_stdlib if orjson is None else dumps_orjson
+#: One journal line: ``dumps(value, newline=True)`` without choosing options per line
+#: (two lines per write).
+dumps_line = _line_stdlib if orjson is None else _line_orjson

@@ -38,7 +38,7 @@ from typing import Any
 
 from bulkpolyv.errors import BulkPolyvError
 from bulkpolyv.events import RunEvents
-from bulkpolyv.fastjson import dumps
+from bulkpolyv.fastjson import dumps_line
 from bulkpolyv.plan import Operation
 from bulkpolyv.privatefiles import open_private, state_dir
 from bulkpolyv.report import ItemOutcome
@@ -186,9 +186,16 @@ class Journal(RunEvents):
         self._append({"ts": self._stamp(), **record})
 
     def _append(self, line: dict[str, Any]) -> None:
-        if self._fd is None or self._loop is None:
+        fd = self._fd
+        if fd is None or self._loop is None:
             raise RuntimeError("the journal is written before it was started")
-        self._write_whole(self._fd, dumps(line, newline=True))
+        data = dumps_line(line)
+        try:
+            written = self._write(fd, data)
+        except OSError as exc:
+            raise self._unwritten(fd, 0, exc) from None
+        if written < len(data):  # the kernel took part of it (a signal, a full disk)
+            self._write_rest(fd, data, written)
         self.lines += 1
         self._dirty = True
         if not self._kick_due:
@@ -201,20 +208,24 @@ class Journal(RunEvents):
         self._kick_due = False
         self._kicked.set()
 
-    def _write_whole(self, fd: int, data: bytes) -> None:
+    def _write_rest(self, fd: int, data: bytes, written: int) -> None:
         """All of ``data`` or none of it: a short write is continued, and a failure cuts
         off what this line had written, so no half line is left for a reader to trip on."""
-        written = 0
         try:
             while written < len(data):
                 written += self._write(fd, data[written:])
         except OSError as exc:
-            if written:
-                try:
-                    os.ftruncate(fd, os.fstat(fd).st_size - written)
-                except OSError:
-                    log.debug("journal: cannot cut off a partial line", exc_info=True)
-            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") from None
+            raise self._unwritten(fd, written, exc) from None
+
+    def _unwritten(self, fd: int, written: int, exc: OSError) -> JournalError:
+        """The error for a line that could not be written, once the ``written`` bytes of
+        it that did get written are cut off again."""
+        if written:
+            try:
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+            except OSError:
+                log.debug("journal: cannot cut off a partial line", exc_info=True)
+        return JournalError(f"cannot write the journal {self.path}: {exc.strerror}")
 
     def _sync_loop(self) -> None:
         """The fsync thread: while lines keep coming, one fsync per ``sync_interval``,

@@ -248,7 +248,9 @@ class Plan:
         (the whole plan as one JSON text was a run's peak of memory, 1.2 kB per
         operation). Each operation is hashed as a flat row of the same facts, not as its
         dict: this runs once per planned item, and the dicts were half its cost. Its
-        counts follow from the rest."""
+        counts follow from the rest. (A caller holding many objects calls it under
+        :func:`~bulkpolyv.heap.long_lived`: its rows set off collections that walked the
+        whole plan.)"""
         header = {
             "format_version": PLAN_FORMAT_VERSION,
             "manifest": self.manifest,
@@ -265,11 +267,15 @@ class Plan:
 
 
 def _checksum_row(op: Operation) -> list[Any]:
-    """An operation's facts as :meth:`Operation.to_dict` shows them (secrets as shown)."""
+    """An operation's facts as :meth:`Operation.to_dict` shows them (secrets as shown), in
+    one flat list: its key, source and ``destructive`` (which also follows from a hidden
+    ``before``), then four facts per change."""
     key, source = op.key, op.source
-    changes = [[c.field, *c.shown(), c.before_known] for c in op.changes]
-    return [op.kind._value_, key.account, key.channel_id, key.monitor_id, key.setting,
-            source.file, source.line, source.column, changes, op.destructive]  # fmt: skip
+    row = [op.kind._value_, key.account, key.channel_id, key.monitor_id, key.setting,
+           source.file, source.line, source.column, op.destructive]  # fmt: skip
+    for change in op.changes:
+        row += (change.field, *change.shown(), change.before_known)
+    return row
 
 
 # --- comparing ------------------------------------------------------------------------------

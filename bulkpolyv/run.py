@@ -25,7 +25,7 @@ from bulkpolyv.budget import WindowStore, make_store, opened
 from bulkpolyv.client import PolyvClient, new_session
 from bulkpolyv.concurrency import AutoConcurrency
 from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.events import FanOut, RunEvents
+from bulkpolyv.events import RunEvents, fan_out
 from bulkpolyv.executor import Executor
 from bulkpolyv.gate import RequestGate
 from bulkpolyv.heap import long_lived
@@ -132,7 +132,7 @@ async def open_runtime(
     api_base = settings.api_base or manifest.api_base
     timeout = settings.timeout or limits.timeout
     stop = Stop()
-    observers = FanOut(*(o for o in (events, journal) if o is not None))
+    observers = fan_out(events, journal)
     async with contextlib.AsyncExitStack() as stack:
         if store is None:
             store = make_store(budget_spec(settings, limits), api_base, clock=clock)
@@ -376,11 +376,13 @@ async def _write_plan(
     if journal is not None:
         result.journal = journal.path
         journal.start()
+        with long_lived():  # the checksum's rows set off collections that walked the plan
+            checksum = plan.checksum()
         _journal_line(runtime, {
             "event": "start",
             "manifest": manifest.path,
             "manifest_digest": manifest.digest,
-            "plan_checksum": plan.checksum(),
+            "plan_checksum": checksum,
             "operations": len(plan.operations),
         })  # fmt: skip
     total = len(plan.operations) + len(plan.problems) + len(plan.unchanged)

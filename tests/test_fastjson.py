@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulkpolyv.fastjson import dumps_orjson, dumps_stdlib
+from bulkpolyv.fastjson import _line_orjson, _line_stdlib, dumps_orjson, dumps_stdlib
 
 # What a plan, a journal line or a POLYV answer holds: text (any code point orjson takes),
 # 64-bit integers, booleans, null, nested lists and objects.
@@ -28,6 +28,12 @@ def test_both_encoders_write_the_same_bytes(value, sort_keys, newline):
     written = dumps_orjson(value, sort_keys=sort_keys, newline=newline)
     assert written == dumps_stdlib(value, sort_keys=sort_keys, newline=newline)
     assert json.loads(written) == value
+
+
+@given(VALUES)
+def test_both_line_writers_write_a_compact_line(value):
+    line = _line_orjson(value)
+    assert line == _line_stdlib(value) == dumps_stdlib(value, newline=True)
 
 
 @pytest.mark.parametrize("dumps", [dumps_orjson, dumps_stdlib])

@@ -3,7 +3,7 @@
 import asyncio
 import io
 
-from bulkpolyv.events import FanOut, RunEvents
+from bulkpolyv.events import FanOut, RunEvents, fan_out
 from bulkpolyv.plan import ItemKey
 from bulkpolyv.progress import RunProgress
 from bulkpolyv.report import ItemOutcome, Status
@@ -103,3 +103,12 @@ def test_fan_out_hands_every_event_to_each_observer_in_order():
         ("display", "read_done"),
         ("journal", "read_done"),
     ]
+
+
+def test_fan_out_is_one_flat_fan_and_only_where_there_are_several_observers():
+    display, log, journal = RunEvents(), RunEvents(), RunEvents()
+    assert fan_out(journal) is journal
+    assert fan_out(None, journal, None) is journal
+    assert type(fan_out()) is RunEvents and type(fan_out(None)) is RunEvents
+    fan = fan_out(fan_out(display, log), journal)  # the command's observers, then the journal
+    assert isinstance(fan, FanOut) and fan.observers == (display, log, journal)

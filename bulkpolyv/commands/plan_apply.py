@@ -19,7 +19,7 @@ from bulkpolyv.commands import causes
 from bulkpolyv.commands.common import Output, format_option, output, plan_colour, verbosity
 from bulkpolyv.commands.lines import METRICS_FILE, metrics_written, say
 from bulkpolyv.errors import BulkPolyvError
-from bulkpolyv.events import FanOut, RunEvents
+from bulkpolyv.events import RunEvents, fan_out
 from bulkpolyv.journal import journal_for
 from bulkpolyv.logs import EventLog
 from bulkpolyv.manifest import Manifest
@@ -72,7 +72,7 @@ def progress_for(out: Output) -> RunProgress | None:
 def observers(display: RunProgress | None) -> RunEvents:
     """The progress display and the run's events as log lines."""
     log = EventLog(announce_cooldowns=display is None)
-    return FanOut(*(o for o in (display, log) if o is not None))
+    return fan_out(display, log)
 
 
 def print_causes(terminal: Output, troubles: list[causes.Trouble]) -> None:
