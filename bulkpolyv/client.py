@@ -419,12 +419,12 @@ def _parse_monitor(entry: object, channel_id: int) -> Monitor:
     if not isinstance(entry, dict):
         raise TypeError("not an object")
     return Monitor(
-        id=int(entry["id"]),
-        channel_id=int(entry.get("channelId", channel_id)),
-        nickname=_text(entry.get("nickname")),
-        password=_text(entry.get("password")),
-        enable=yes_no(entry.get("enable")),
-    )
+        int(entry["id"]),
+        int(entry.get("channelId", channel_id)),
+        _text(entry.get("nickname")),
+        _text(entry.get("password")),
+        yes_no(entry.get("enable")),
+    )  # (by position: one per monitor listed)
 
 
 __all__ = [

@@ -7,6 +7,7 @@ the HTTP stack. Secrets are kept out of every repr.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Where real runs go (shared/polyv-api.md §2); the manifest's ``api_base`` default.
 DEFAULT_API_BASE = "https://api.polyv.net"
@@ -36,22 +37,34 @@ class Credentials:
     app_secret: str = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Monitor:
-    """A monitor account as POLYV lists it. ``enable`` is None when POLYV does not say."""
+class Monitor(NamedTuple):
+    """A monitor account as POLYV lists it. ``enable`` is None when POLYV does not say.
+
+    A named tuple rather than a frozen dataclass: one is built for every monitor a list
+    answers, and a frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field)
+    cost twice as much, for the same immutability. The password is kept out of repr."""
 
     id: int
     channel_id: int
     nickname: str | None
-    password: str | None = field(repr=False, default=None)
+    password: str | None = None
     enable: str | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"Monitor(id={self.id!r}, channel_id={self.channel_id!r}, "
+            f"nickname={self.nickname!r}, enable={self.enable!r})"
+        )
 
-@dataclass(frozen=True, slots=True)
-class MonitorUpdate:
-    """The fields to write on one monitor account; None means "leave as it is"."""
+
+class MonitorUpdate(NamedTuple):
+    """The fields to write on one monitor account; None means "leave as it is". (A named
+    tuple, as :class:`Monitor`: one per write.) The password is kept out of repr."""
 
     id: int
     nickname: str | None = None
-    password: str | None = field(repr=False, default=None)
+    password: str | None = None
     enable: str | None = None
+
+    def __repr__(self) -> str:
+        return f"MonitorUpdate(id={self.id!r}, nickname={self.nickname!r}, enable={self.enable!r})"

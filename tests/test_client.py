@@ -9,6 +9,7 @@ from aioresponses import aioresponses
 
 from bulkpolyv.client import Credentials, MonitorUpdate, PolyvClient, monitor_update_body
 from bulkpolyv.errors import ErrorKind, PolyvError
+from bulkpolyv.records import Monitor
 from bulkpolyv.signing import sign
 from tests.apimock import BASE, url_re
 
@@ -118,6 +119,22 @@ async def test_list_monitors_parses_entries(client, mocked):
     assert "pw1234" not in repr(monitor)
     url, _ = sent(mocked)
     assert url.query["channelId"] == "10"
+
+
+def test_monitor_values_keep_passwords_out_of_every_rendering():
+    import rich.pretty
+
+    listed = Monitor(3001, 10, "n", "LISTED-PW-77", "Y")
+    update = MonitorUpdate(id=3001, password="SENT-PW-88")
+    for value, secret in ((listed, "LISTED-PW-77"), (update, "SENT-PW-88")):
+        shown = [repr(value), str(value), f"{value}", "%s" % (value,), repr([value])]  # noqa: UP031 (as logging formats)
+        shown.append(rich.pretty.pretty_repr({"value": value}))
+        assert not [text for text in shown if secret in text]
+        with pytest.raises(AttributeError):
+            value.password = "x"  # immutable, as a frozen dataclass was
+    assert listed == Monitor(3001, 10, "n", "LISTED-PW-77", "Y") and hash(listed) == hash(
+        Monitor(3001, 10, "n", "LISTED-PW-77", "Y")
+    )
 
 
 async def test_update_monitor_sends_signed_query_and_unsigned_json_body(client, mocked):
