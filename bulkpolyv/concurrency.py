@@ -120,7 +120,8 @@ class ResizableSemaphore:
         if self.in_use <= 0:
             raise RuntimeError("release() without acquire()")
         self.in_use -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         while self._waiters and self.in_use < self.capacity:

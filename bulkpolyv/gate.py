@@ -140,7 +140,9 @@ class RequestGate:
 
     def _answered_in(self, permit: Permit) -> None:
         if self.auto is not None:
-            self.in_flight.resize(self.auto.observe(self.limiter.clock() - permit.granted_at))
+            target = self.auto.observe(self.limiter.clock() - permit.granted_at)
+            if target != self.in_flight.capacity:  # (it moves now and then, not per answer)
+                self.in_flight.resize(target)
 
     def _budget_failed(self, error: BudgetUnavailable) -> Stopped:
         self.stop.set(str(error), kind=StopKind.ABORTED)
