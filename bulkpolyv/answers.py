@@ -8,7 +8,6 @@ what came back, never an exception from a parser and never a secret echoed by th
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import zlib
@@ -19,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from bulkpolyv.errors import ErrorKind, PolyvError, classify, is_timestamp_rejection
+from bulkpolyv.fastjson import loads
 from bulkpolyv.serverclock import parse_http_date
 from bulkpolyv.urls import redact_text
 
@@ -123,7 +123,7 @@ def interpret(
 ) -> ApiResult:
     """Turn one HTTP answer into a result or a PolyvError (POLYV's text redacted)."""
     try:
-        payload = json.loads(body)
+        payload = loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
     if not isinstance(payload, dict):

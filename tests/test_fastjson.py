@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulkpolyv.fastjson import _line_orjson, _line_stdlib, dumps_orjson, dumps_stdlib
+from bulkpolyv.fastjson import (
+    _line_orjson,
+    _line_stdlib,
+    _loads_orjson,
+    dumps_orjson,
+    dumps_stdlib,
+)
 
 # What a plan, a journal line or a POLYV answer holds: text (any code point orjson takes),
 # 64-bit integers, booleans, null, nested lists and objects.
@@ -44,3 +50,40 @@ def test_a_lone_surrogate_or_a_huge_integer_is_written_not_raised(dumps):
     line = dumps(record, newline=True)
     assert json.loads(line) == record
     assert line.endswith(b"\n") and line.isascii()
+
+
+# What an answer may hold, beyond what bulkpolyv writes: floats, integers past 64 bits
+# (orjson reads those as floats, json exactly), NaN and infinities (json alone reads them).
+ANSWERS = st.recursive(
+    SCALARS | st.integers() | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _read(reader, data):
+    try:
+        return "value", reader(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # as interpret catches
+        return "refused", type(exc).__name__
+
+
+@given(ANSWERS, st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+def test_an_answer_reads_as_json_reads_it(value, encoding):
+    data = json.dumps(value, ensure_ascii=False).encode(encoding, "surrogatepass")
+    got, want = _read(_loads_orjson, data), _read(json.loads, data)
+    # (NaN is never equal to itself: compare the texts json writes back)
+    assert json.dumps(got) == json.dumps(want)
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_read_as_json_reads_them(data):
+    got, want = _read(_loads_orjson, data), _read(json.loads, data)
+    assert json.dumps(got) == json.dumps(want)
+
+
+def test_an_integer_past_64_bits_is_read_exactly():
+    assert _loads_orjson(b'{"id": 18446744073709551616, "n": -9223372036854775809}') == {
+        "id": 18446744073709551616,
+        "n": -9223372036854775809,
+    }
