@@ -1,9 +1,9 @@
 """Compact JSON for the hot paths (journal lines, the plan's checksum) and POLYV's answers
-read, by orjson when it is installed (the ``fast`` extra), by :mod:`json` otherwise.
+read, by orjson (a dependency), by :mod:`json` should orjson fail to import.
 
 For what bulkpolyv writes there (text, integers, booleans, null, and durations rounded to
-milliseconds) the bytes are the same either way, so nothing a run writes depends on what is
-installed: compact separators, UTF-8 as it is (``ensure_ascii=False``); tests compare the
+milliseconds) the bytes are the same either way, so nothing a run writes depends on which one
+runs: compact separators, UTF-8 as it is (``ensure_ascii=False``); tests compare the
 two. Two kinds of value orjson refuses, a lone surrogate (POLYV's ``"\\ud800"``) and an
 integer beyond 64 bits, go to :mod:`json`, the surrogate escaped. (They differ on values
 bulkpolyv never writes here: orjson writes NaN as ``null`` and ``1e-7`` for ``1e-07``.)
