@@ -86,7 +86,7 @@ def fan_out(*observers: RunEvents | None) -> RunEvents:
     added a loop to each."""
     flat: list[RunEvents] = []
     for observer in observers:
-        if isinstance(observer, FanOut):
+        if type(observer) is FanOut:  # (a subclass may filter: it stays as it is)
             flat.extend(observer.observers)
         elif observer is not None:
             flat.append(observer)

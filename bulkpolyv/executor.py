@@ -100,17 +100,24 @@ class Executor:
         items: Iterable[T],
         work: Callable[[T], Awaitable[R]],
         done: Callable[[R], None] | None = None,
+        unexpected: Callable[[T, Exception], R] | None = None,
     ) -> None:
         """Each of ``items`` to ``work`` by :attr:`concurrency` workers, each result to
-        ``done`` (a callback, not a coroutine wrapped around ``work``: every level of
-        coroutines is one more frame for each resumption of each request)."""
+        ``done``, and for an error ``work`` did not expect, ``unexpected``'s result instead
+        (callbacks, not a coroutine wrapped around ``work``: every level of coroutines is
+        one more frame for each resumption of each request)."""
         iterator: Iterator[T] = iter(items)
 
         async def worker() -> None:
             for item in iterator:  # shared: each item goes to exactly one worker
                 if self.stopping.is_set():
                     return
-                result = await work(item)
+                try:
+                    result = await work(item)
+                except Exception as error:
+                    if unexpected is None:
+                        raise
+                    result = unexpected(item, error)
                 if done is not None:
                     done(result)
 
@@ -211,8 +218,14 @@ class Executor:
         def write(op: Operation) -> Awaitable[ItemOutcome]:
             return self._write(op, plan.credentials[op.key.account], conflicts, verify)
 
+        def unexpected(op: Operation, error: Exception) -> ItemOutcome:
+            self.abort(f"unexpected error on {op.key}", error)  # a bug: the run stops
+            return ItemOutcome.of_operation(
+                op, Status.FAILED, message=f"not known: {self.stopping.reason}"
+            )
+
         try:
-            await self._pool(plan.operations, write, finish)
+            await self._pool(plan.operations, write, finish, unexpected)
         except Exception as error:  # any error: the run is aborted, with a record
             self.abort("unexpected error", error)
         reason = f"not attempted: {self.stopping.reason or 'the run was interrupted'}"
@@ -228,8 +241,8 @@ class Executor:
         verify: bool,
     ) -> ItemOutcome:
         """Check, send and (with ``verify``) read back one operation; never raises for
-        what POLYV answers, for a bug (the run is aborted), nor when cancelled after a
-        stop."""
+        what POLYV answers, nor when cancelled after a stop (a bug's error goes to the
+        pool's ``unexpected``)."""
         started, record = self.clock(), Attempted()
         answer: ApiResult | None = None
         try:
@@ -262,7 +275,7 @@ class Executor:
                 raise
             _uncancel()
             details = _cancelled(answer, record.attempts, self.stopping)
-        except Exception as error:
+        except (NotStuck, Conflict, PolyvError, ChannelFailed, Skip) as error:
             details = self._failure(op, error, answer, record)
         return ItemOutcome.of_operation(
             op, attempts=record.attempts, duration=self.clock() - started, **details
@@ -301,15 +314,13 @@ class Executor:
                 self.requests.channels.trip(op.key.account, op.key.channel_id, error)
         elif isinstance(error, ChannelFailed):
             details.update(failure_details(error.error))
-        elif isinstance(error, Skip):
+        else:
+            assert isinstance(error, Skip)
             details.update(status=Status.SKIPPED, message=str(error))
             if record.error is not None:
                 details.update(
                     polyv_code=record.error.polyv_code, http_status=record.error.http_status
                 )
-        else:  # a bug: the run is aborted, and this item is not known
-            self.abort(f"unexpected error on {op.key}", error)
-            details.update(status=Status.FAILED, message=f"not known: {self.stopping.reason}")
         return details
 
     def _check_circuits(self, op: Operation) -> None:

@@ -42,7 +42,9 @@ class Monitor(NamedTuple):
 
     A named tuple rather than a frozen dataclass: one is built for every monitor a list
     answers, and a frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field)
-    cost twice as much, for the same immutability. The password is kept out of repr."""
+    cost twice as much, for the same immutability. The password is kept out of repr; as a
+    tuple, ``json.dumps`` would write it (orjson wrote the dataclass's too): a monitor is
+    never serialised, only the fields an output may show."""
 
     id: int
     channel_id: int

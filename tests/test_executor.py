@@ -1,6 +1,7 @@
 """The executor's policies with a fake sleep: what is retried, how long it waits, and what
 an authentication error does to the rest of an account."""
 
+import asyncio
 import gc
 import json
 import random
@@ -15,6 +16,7 @@ from bulkpolyv.executor import Executor
 from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind, Plan, credentials_by_account
 from bulkpolyv.report import Status
 from bulkpolyv.retry import RetryPolicy
+from bulkpolyv.stopping import StopKind
 from tests.apimock import url_re
 from tests.models import HERE, account, manifest_of
 
@@ -191,3 +193,46 @@ async def test_polyv_text_with_a_lone_surrogate_is_journaled_not_an_aborted_run(
     done = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert [r["event"] for r in done] == ["sending", "done", "sending", "done"]
     assert done[1]["message"] == "bad name \ud800 here"
+
+
+class _SlowClient:
+    """Writes that take a moment each; monitor 1's is refused."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    async def update_monitor(self, credentials, channel_id, update):
+        from bulkpolyv.answers import ApiResult
+        from bulkpolyv.errors import ErrorKind, PolyvError
+
+        self.sent.append(update.id)
+        await asyncio.sleep(0.01)
+        if update.id == 1:
+            raise PolyvError(ErrorKind.PERMANENT, "bad nickname", polyv_code=400, http_status=400)
+        return ApiResult(200, f"r{update.id}", None)
+
+
+async def test_a_bug_in_an_items_failure_path_stops_the_run_and_says_the_item_is_not_known(
+    monkeypatch,
+):
+    # (found by the attacker helper: with the write's catch-all moved, such a bug killed one
+    # worker silently, the others wrote the whole plan, and the item sent was "not attempted")
+    def broken(error):
+        raise AttributeError("a bug in failure_details")
+
+    monkeypatch.setattr("bulkpolyv.executor.failure_details", broken)
+    change = (FieldChange("nickname", "o", "n"),)
+    ops = tuple(
+        Operation(OpKind.UPDATE_MONITOR, ItemKey("east", 10, i), change, HERE) for i in range(1, 11)
+    )
+    credentials = credentials_by_account(manifest_of(account("east")))
+    plan = Plan("m.yaml", "d", ops, (), (), 0, 0, credentials)
+    client = _SlowClient()
+    executor = Executor(client, concurrency=2, policy=RetryPolicy(rng=random.Random(1)))
+    outcomes = {o.key.monitor_id: o for o in await executor.apply(plan)}
+    assert (outcomes[1].status, outcomes[1].attempts) == (Status.FAILED, 0)
+    assert outcomes[1].message == (
+        "not known: unexpected error on east/10 monitor 1: AttributeError: a bug in failure_details"
+    )
+    assert len(client.sent) <= 3  # the run stopped at once, not after writing the plan
+    assert executor.stopping.kind is StopKind.ABORTED

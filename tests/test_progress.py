@@ -112,3 +112,10 @@ def test_fan_out_is_one_flat_fan_and_only_where_there_are_several_observers():
     assert type(fan_out()) is RunEvents and type(fan_out(None)) is RunEvents
     fan = fan_out(fan_out(display, log), journal)  # the command's observers, then the journal
     assert isinstance(fan, FanOut) and fan.observers == (display, log, journal)
+
+    class Quiet(FanOut):  # a caller's fan-out that filters: kept whole, its filter works
+        def retry(self, account, attempt, wait, reason):
+            pass
+
+    quiet = Quiet(display, log)
+    assert fan_out(quiet, journal).observers == (quiet, journal)
