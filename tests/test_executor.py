@@ -236,3 +236,30 @@ async def test_a_bug_in_an_items_failure_path_stops_the_run_and_says_the_item_is
     )
     assert len(client.sent) <= 3  # the run stopped at once, not after writing the plan
     assert executor.stopping.kind is StopKind.ABORTED
+
+
+async def test_a_write_whose_read_back_is_stopped_is_changed_not_skipped():
+    # (found by the attacker helper, from before this session: it said "skipped: not
+    # attempted" with the write's request id, for a write POLYV had accepted)
+    class StoppedAfterTheWrite:
+        async def update_monitor(self, credentials, channel_id, update):
+            from bulkpolyv.answers import ApiResult
+
+            executor.stop("interrupted by SIGTERM")  # the signal lands as the answer comes
+            return ApiResult(200, "r-written", None)
+
+    op = Operation(
+        OpKind.UPDATE_MONITOR, ItemKey("east", 10, 1), (FieldChange("nickname", "o", "n"),), HERE
+    )
+    credentials = credentials_by_account(manifest_of(account("east")))
+    plan = Plan("m.yaml", "d", (op,), (), (), 0, 0, credentials)
+    executor = Executor(StoppedAfterTheWrite(), concurrency=1)
+    (outcome,) = await executor.apply(plan, verify=True)
+    assert (outcome.status, outcome.request_id, outcome.attempts) == (
+        Status.CHANGED,
+        "r-written",
+        1,
+    )
+    assert outcome.message == (
+        "written; not read back: not attempted: interrupted by SIGTERM"
+    )
