@@ -314,11 +314,11 @@ class Executor:
                 self.requests.channels.trip(op.key.account, op.key.channel_id, error)
         elif isinstance(error, ChannelFailed):
             details.update(failure_details(error.error))
-        elif answer is not None:  # a Skip before the read back: the write stands
-            assert isinstance(error, Skip)
-            details.update(message=f"written; not read back: {error}")
         else:
             assert isinstance(error, Skip)
+            if answer is not None:  # stopped before the read back: the write stands
+                details.update(message=f"written; not read back: {error}")
+                return details
             details.update(status=Status.SKIPPED, message=str(error))
             if record.error is not None:
                 details.update(
