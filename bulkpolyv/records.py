@@ -7,7 +7,6 @@ the HTTP stack. Secrets are kept out of every repr.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 # Where real runs go (shared/polyv-api.md §2); the manifest's ``api_base`` default.
 DEFAULT_API_BASE = "https://api.polyv.net"
@@ -37,36 +36,22 @@ class Credentials:
     app_secret: str = field(repr=False)
 
 
-class Monitor(NamedTuple):
-    """A monitor account as POLYV lists it. ``enable`` is None when POLYV does not say.
-
-    A named tuple rather than a frozen dataclass: one is built for every monitor a list
-    answers, and a frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field)
-    cost twice as much, for the same immutability. The password is kept out of repr; as a
-    tuple, ``json.dumps`` would write it (orjson wrote the dataclass's too): a monitor is
-    never serialised, only the fields an output may show."""
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    """A monitor account as POLYV lists it. ``enable`` is None when POLYV does not say."""
 
     id: int
     channel_id: int
     nickname: str | None
-    password: str | None = None
+    password: str | None = field(repr=False, default=None)
     enable: str | None = None
 
-    def __repr__(self) -> str:
-        return (
-            f"Monitor(id={self.id!r}, channel_id={self.channel_id!r}, "
-            f"nickname={self.nickname!r}, enable={self.enable!r})"
-        )
 
-
-class MonitorUpdate(NamedTuple):
-    """The fields to write on one monitor account; None means "leave as it is". (A named
-    tuple, as :class:`Monitor`: one per write.) The password is kept out of repr."""
+@dataclass(frozen=True, slots=True)
+class MonitorUpdate:
+    """The fields to write on one monitor account; None means "leave as it is"."""
 
     id: int
     nickname: str | None = None
-    password: str | None = None
+    password: str | None = field(repr=False, default=None)
     enable: str | None = None
-
-    def __repr__(self) -> str:
-        return f"MonitorUpdate(id={self.id!r}, nickname={self.nickname!r}, enable={self.enable!r})"

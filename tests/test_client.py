@@ -130,8 +130,10 @@ def test_monitor_values_keep_passwords_out_of_every_rendering():
         shown = [repr(value), str(value), f"{value}", "%s" % (value,), repr([value])]  # noqa: UP031 (as logging formats)
         shown.append(rich.pretty.pretty_repr({"value": value}))
         assert not [text for text in shown if secret in text]
+        with pytest.raises(TypeError):  # not a tuple: nothing serialises it whole by chance
+            json.dumps(value)
         with pytest.raises(AttributeError):
-            value.password = "x"  # immutable, as a frozen dataclass was
+            value.password = "x"  # immutable
     assert listed == Monitor(3001, 10, "n", "LISTED-PW-77", "Y") and hash(listed) == hash(
         Monitor(3001, 10, "n", "LISTED-PW-77", "Y")
     )
