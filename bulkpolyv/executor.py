@@ -224,13 +224,18 @@ class Executor:
                 op, Status.FAILED, message=f"not known: {self.stopping.reason}"
             )
 
+        settled = len(outcomes)
         try:
             await self._pool(plan.operations, write, finish, unexpected)
         except Exception as error:  # any error: the run is aborted, with a record
             self.abort("unexpected error", error)
-        reason = f"not attempted: {self.stopping.reason or 'the run was interrupted'}"
-        for outcome in not_attempted(plan.operations, {o.key for o in outcomes}, reason):
-            finish(outcome)
+        if len(outcomes) - settled < len(plan.operations):
+            # Some were never dispatched (stopped). Only then the set of what is done: at
+            # the end of a full run, a million keys hashed into a set were its peak of
+            # memory.
+            reason = f"not attempted: {self.stopping.reason or 'the run was interrupted'}"
+            for outcome in not_attempted(plan.operations, {o.key for o in outcomes}, reason):
+                finish(outcome)
         return outcomes
 
     async def _write(
