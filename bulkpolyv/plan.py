@@ -64,9 +64,8 @@ class FieldChange:
         }
 
     def shown(self) -> tuple[str, str]:
-        """(before, after) as any output may show them. (Called for every item by the
-        journal, the report and the plan's checksum: :attr:`is_url` and :func:`_text`
-        are written out here rather than called.)"""
+        """(before, after) as any output may show them. (For every item, by the journal,
+        the report and the checksum: ``is_url`` and ``(none)`` written out, not called.)"""
         name = self.field
         if name == "password":
             return ("(unknown)" if not self.before_known else "(hidden)", "(changed)")
@@ -248,9 +247,8 @@ class Plan:
         (the whole plan as one JSON text was a run's peak of memory, 1.2 kB per
         operation). Each operation is hashed as a flat row of the same facts, not as its
         dict: this runs once per planned item, and the dicts were half its cost. Its
-        counts follow from the rest. (A caller holding many objects calls it under
-        :func:`~bulkpolyv.heap.long_lived`: its rows set off collections that walked the
-        whole plan.)"""
+        counts follow from the rest. (run.py calls it under ``long_lived``: its rows set off
+        collections that walked the whole plan.)"""
         header = {
             "format_version": PLAN_FORMAT_VERSION,
             "manifest": self.manifest,
@@ -268,8 +266,7 @@ class Plan:
 
 def _checksum_row(op: Operation) -> list[Any]:
     """An operation's facts as :meth:`Operation.to_dict` shows them (secrets as shown), in
-    one flat list: its key, source and ``destructive`` (which also follows from a hidden
-    ``before``), then four facts per change."""
+    one flat list: key, source, ``destructive``, then four facts per change."""
     key, source = op.key, op.source
     row = [op.kind._value_, key.account, key.channel_id, key.monitor_id, key.setting,
            source.file, source.line, source.column, op.destructive]  # fmt: skip
@@ -279,10 +276,6 @@ def _checksum_row(op: Operation) -> list[Any]:
 
 
 # --- comparing ------------------------------------------------------------------------------
-
-
-def _text(value: str | None) -> str:
-    return "(none)" if value is None else value
 
 
 def diff_callback(
