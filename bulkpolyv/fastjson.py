@@ -52,7 +52,8 @@ _WIDE_INTEGER = b"9" * 19
 
 def _loads_orjson(data: bytes) -> Any:
     if _WIDE_INTEGER in data.translate(_DIGITS_AS_NINES):
-        return json.loads(data)  # (POLYV's answers hold no such run: ids are Java longs)
+        # Rare (ids are Java longs); a long run of digits in a text only costs a slower read.
+        return json.loads(data)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
