@@ -10,7 +10,9 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
+from bulkpolyv.answers import ApiResult
 from bulkpolyv.client import PolyvClient
+from bulkpolyv.errors import ErrorKind, PolyvError
 from bulkpolyv.events import RunEvents
 from bulkpolyv.executor import Executor
 from bulkpolyv.plan import FieldChange, ItemKey, Operation, OpKind, Plan, credentials_by_account
@@ -202,9 +204,6 @@ class _SlowClient:
         self.sent: list[int] = []
 
     async def update_monitor(self, credentials, channel_id, update):
-        from bulkpolyv.answers import ApiResult
-        from bulkpolyv.errors import ErrorKind, PolyvError
-
         self.sent.append(update.id)
         await asyncio.sleep(0.01)
         if update.id == 1:
@@ -221,12 +220,7 @@ async def test_a_bug_in_an_items_failure_path_stops_the_run_and_says_the_item_is
         raise AttributeError("a bug in failure_details")
 
     monkeypatch.setattr("bulkpolyv.executor.failure_details", broken)
-    change = (FieldChange("nickname", "o", "n"),)
-    ops = tuple(
-        Operation(OpKind.UPDATE_MONITOR, ItemKey("east", 10, i), change, HERE) for i in range(1, 11)
-    )
-    credentials = credentials_by_account(manifest_of(account("east")))
-    plan = Plan("m.yaml", "d", ops, (), (), 0, 0, credentials)
+    plan = plan_of(*(op("east", monitor) for monitor in range(1, 11)))
     client = _SlowClient()
     executor = Executor(client, concurrency=2, policy=RetryPolicy(rng=random.Random(1)))
     outcomes = {o.key.monitor_id: o for o in await executor.apply(plan)}
@@ -243,18 +237,11 @@ async def test_a_write_whose_read_back_is_stopped_is_changed_not_skipped():
     # attempted" with the write's request id, for a write POLYV had accepted)
     class StoppedAfterTheWrite:
         async def update_monitor(self, credentials, channel_id, update):
-            from bulkpolyv.answers import ApiResult
-
             executor.stop("interrupted by SIGTERM")  # the signal lands as the answer comes
             return ApiResult(200, "r-written", None)
 
-    op = Operation(
-        OpKind.UPDATE_MONITOR, ItemKey("east", 10, 1), (FieldChange("nickname", "o", "n"),), HERE
-    )
-    credentials = credentials_by_account(manifest_of(account("east")))
-    plan = Plan("m.yaml", "d", (op,), (), (), 0, 0, credentials)
     executor = Executor(StoppedAfterTheWrite(), concurrency=1)
-    (outcome,) = await executor.apply(plan, verify=True)
+    (outcome,) = await executor.apply(plan_of(op("east", 1)), verify=True)
     assert (outcome.status, outcome.request_id, outcome.attempts) == (
         Status.CHANGED,
         "r-written",
